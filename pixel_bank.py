@@ -1,0 +1,212 @@
+"""Block matching, the pixel bank and pseudo-instance sampling (SPEC sections 2, 3).
+
+For every pixel p the candidates are the offsets d = (dy, dx) with dy, dx in
+[-(ws//2), ws - ws//2 - 1]; the distance between p and p + d is the L1 or L2
+distance of the ps x ps patches around them, over all channels, on the image
+reflect-padded by ws//2 + ps//2. The bank keeps the `nn` nearest candidates of
+every pixel, sorted ascending; entry 0 is p itself at distance 0.
+
+Internally a bank is a set of offsets (nn x 2 x H x W): an entry is an offset, not
+C pixel values. `gather_bank` turns offsets into pixel values when training needs
+them, and the cache stores offsets and distances.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import zipfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from utils import UserError
+
+DISTANCES = ("L1", "L2")
+BANK_METHODS = ("unfold",)
+# The unfold method materialises C*ps*ps*ws*ws floats per pixel (940 KB for RGB,
+# ps 7, ws 40); tiles are sized so that those tensors stay under this many bytes.
+UNFOLD_MEMORY_BUDGET = 1 << 30
+CACHE_VERSION = 1
+
+
+def window_range(window_size: int) -> tuple[int, int]:
+    """Lowest and highest offset along one axis: -20..19 for ws 40, -20..20 for 41."""
+    return -(window_size // 2), window_size - window_size // 2 - 1
+
+
+def check_bank_parameters(height: int, width: int, window_size: int, patch_size: int,
+                          num_neighbors: int, distance: str) -> None:
+    """Raise UserError for parameters that cannot give a bank for an H x W image."""
+    if window_size < 1:
+        raise UserError(f"--ws {window_size}: the window size must be >= 1")
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise UserError(f"--ps {patch_size}: the patch size must be odd and >= 1 (a patch is centred on its pixel)")
+    if not 1 <= num_neighbors <= window_size * window_size:
+        raise UserError(f"--nn {num_neighbors}: must be between 1 and ws*ws = {window_size * window_size}")
+    if distance not in DISTANCES:
+        raise UserError(f"--loss {distance}: unknown; choose L1 or L2")
+    pad = window_size // 2 + patch_size // 2
+    if pad >= min(height, width):
+        # Reflect padding cannot pad by as much as the image side; refusing is clearer
+        # than silently switching to another padding that would change the bank.
+        raise UserError(f"image of {height} x {width} pixels is too small for --ws {window_size} --ps {patch_size}: "
+                        f"both sides must exceed ws//2 + ps//2 = {pad}; lower --ws/--ps")
+
+
+def _unfold_tile_shape(height: int, width: int, bytes_per_pixel: int, budget: int) -> tuple[int, int]:
+    pixels = max(1, budget // bytes_per_pixel)
+    side = max(1, math.isqrt(pixels))
+    tile_h = min(height, side)
+    tile_w = min(width, max(1, pixels // tile_h))
+    return tile_h, tile_w
+
+
+def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
+                  distance: str, memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The release's algorithm: materialise every candidate patch with F.unfold.
+    Unlike the release (fixed 64 x 64 blocks, so only (H//64)*64 x (W//64)*64 pixels),
+    tiles are sized from a memory budget and the last ones are cut to fit the image."""
+    channels, height, width = noisy.shape
+    ws, ps = window_size, patch_size
+    pad = ws // 2 + ps // 2
+    padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0]  # C x H+2pad x W+2pad
+    features = channels * ps * ps
+    # win, and the difference computed from it in place: 2 tensors of features*ws*ws floats a pixel
+    tile_h, tile_w = _unfold_tile_shape(height, width, 2 * features * ws * ws * 4, memory_budget)
+
+    offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
+    distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
+    low, _ = window_range(ws)
+    for y0 in range(0, height, tile_h):
+        for x0 in range(0, width, tile_w):
+            th, tw = min(tile_h, height - y0), min(tile_w, width - x0)
+            # Patch grid: the patch with top-left (y0+i, x0+j) in padded coordinates is
+            # candidate ky=i-ty, kx=j-tx of tile pixel (ty, tx); offset 0 is at ky = ws//2.
+            region = padded[:, y0:y0 + th + ws + ps - 2, x0:x0 + tw + ws + ps - 2]
+            grid = F.unfold(region[None], kernel_size=ps)  # 1 x features x (gh*gw)
+            grid = grid.view(1, features, th + ws - 1, tw + ws - 1)
+            windows = F.unfold(grid, kernel_size=ws)  # 1 x (features*ws*ws) x (th*tw)
+            windows = windows.view(features, ws * ws, th * tw)
+            centre = grid[0, :, ws // 2:ws // 2 + th, ws // 2:ws // 2 + tw].reshape(features, 1, th * tw)
+            diff = windows.sub_(centre)  # windows is a fresh tensor: reuse its memory
+            diff = diff.square_() if distance == "L2" else diff.abs_()
+            dist = diff.sum(dim=0)  # ws*ws x th*tw
+            del windows, diff
+            best, index = torch.topk(dist, k=num_neighbors, dim=0, largest=False, sorted=True)
+            distances[:, y0:y0 + th, x0:x0 + tw] = best.view(num_neighbors, th, tw)
+            offsets[:, 0, y0:y0 + th, x0:x0 + tw] = (index // ws + low).view(num_neighbors, th, tw).to(torch.int16)
+            offsets[:, 1, y0:y0 + th, x0:x0 + tw] = (index % ws + low).view(num_neighbors, th, tw).to(torch.int16)
+    return offsets, distances
+
+
+def match_offsets(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
+                  distance: str = "L2", method: str = "unfold",
+                  memory_budget: int = UNFOLD_MEMORY_BUDGET) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matching. noisy: C x H x W float tensor on any device.
+    Returns offsets (nn x 2 x H x W int16, dy then dx) and distances (nn x H x W),
+    ascending along the first axis."""
+    if noisy.dim() != 3:
+        raise ValueError(f"expected a C x H x W tensor, got shape {tuple(noisy.shape)}")
+    _, height, width = noisy.shape
+    check_bank_parameters(height, width, window_size, patch_size, num_neighbors, distance)
+    if method not in BANK_METHODS:
+        raise UserError(f"--bank_method {method}: unknown; choose one of {', '.join(BANK_METHODS)}")
+    noisy = noisy.float().contiguous()
+    with torch.no_grad():
+        return _match_unfold(noisy, window_size, patch_size, num_neighbors, distance, memory_budget)
+
+
+def gather_bank(noisy: torch.Tensor, offsets: torch.Tensor, count: int | None = None) -> torch.Tensor:
+    """Pixel values of the first `count` bank entries: count x C x H x W.
+    All channels of an entry share its offset; offsets past the border read the
+    reflect-padded image, as block matching did."""
+    channels, height, width = noisy.shape
+    offsets = offsets[:count] if count is not None else offsets
+    entries = offsets.shape[0]
+    reach = int(offsets.abs().max()) if offsets.numel() else 0
+    padded = F.pad(noisy[None], (reach, reach, reach, reach), mode="reflect")[0] if reach else noisy
+    padded_width = width + 2 * reach
+    rows = torch.arange(height, device=noisy.device).view(1, height, 1) + reach + offsets[:, 0].long()
+    cols = torch.arange(width, device=noisy.device).view(1, 1, width) + reach + offsets[:, 1].long()
+    flat_index = (rows * padded_width + cols).view(-1)  # entries*H*W
+    values = padded.reshape(channels, -1)[:, flat_index]  # C x entries*H*W
+    return values.view(channels, entries, height, width).transpose(0, 1).contiguous()
+
+
+def build_pixel_bank(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
+                     distance: str = "L2", method: str = "unfold") -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel bank of a C x H x W image: (bank nn x C x H x W, distances nn x H x W)."""
+    offsets, distances = match_offsets(noisy, window_size, patch_size, num_neighbors, distance, method)
+    return gather_bank(noisy.float(), offsets), distances
+
+
+# ----------------------------------------------------------------------------
+# Pseudo instances
+# ----------------------------------------------------------------------------
+def sample_index_pair(entries: int, height: int, width: int, generator: torch.Generator,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two H x W index maps in [0, entries) that differ at every pixel: where the
+    second draw equals the first it is moved to the next entry (mod entries), as
+    released; that keeps one draw per map and so the release's random stream shape."""
+    if entries < 2:
+        raise UserError(f"--mm {entries}: training needs at least 2 bank entries")
+    first = torch.randint(0, entries, (height, width), generator=generator, device=device)
+    second = torch.randint(0, entries, (height, width), generator=generator, device=device)
+    second = torch.where(second == first, (second + 1) % entries, second)
+    return first, second
+
+
+def sample_pseudo_instances(bank: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """bank: mm x C x H x W -> (input, target), each 1 x C x H x W, with one index per
+    pixel shared by all channels."""
+    entries, channels, height, width = bank.shape
+    first, second = sample_index_pair(entries, height, width, generator, bank.device)
+    # H x W -> 1 x C x H x W: the same entry for every channel of a pixel
+    pick_first = first.view(1, 1, height, width).expand(1, channels, height, width)
+    pick_second = second.view(1, 1, height, width).expand(1, channels, height, width)
+    return bank.gather(0, pick_first), bank.gather(0, pick_second)
+
+
+# ----------------------------------------------------------------------------
+# Cache
+# ----------------------------------------------------------------------------
+def bank_key(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
+             distance: str, method: str) -> str:
+    """Everything that determines a bank: the noisy pixels themselves and the
+    matching parameters (the method too: near-ties may resolve differently)."""
+    digest = hashlib.sha256()
+    array = noisy.detach().float().cpu().contiguous().numpy()
+    digest.update(repr((array.shape, window_size, patch_size, num_neighbors, distance, method,
+                        CACHE_VERSION)).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()[:20]
+
+
+def load_cached_bank(path: str, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cached (offsets, distances), or None when absent, unreadable or not this key."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != key:
+                return None
+            offsets, distances = stored["offsets"], stored["distances"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if offsets.ndim != 4 or offsets.shape[1] != 2 or distances.shape != (offsets.shape[0],) + offsets.shape[2:]:
+        return None
+    return torch.from_numpy(offsets), torch.from_numpy(distances)
+
+
+def save_cached_bank(path: str, key: str, offsets: torch.Tensor, distances: torch.Tensor) -> None:
+    """Atomic: a killed run leaves either no cache file or a complete one."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, key=np.array(key), offsets=offsets.cpu().numpy(), distances=distances.cpu().numpy())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,261 @@
+"""What both entry scripts share: the common flags, dataset listing, the bundled
+sample, and the per-image pipeline (bank with cache -> training -> metrics ->
+outputs). The method itself lives in pixel_bank.py and network.py."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+import network
+import pixel_bank
+import utils
+from utils import UserError
+
+CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "bank_seconds", "train_seconds", "bank_cached", "device"]
+SAMPLE_DATASET = "sample"
+SAMPLE_CROP = 128  # sample images are 128 x 128 crops: see make_sample_dataset
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_neighbors: int,
+                         loss: str, mm_help: str, mm_default: int | None) -> None:
+    """The release's flags and defaults, plus --device, --seed, --max_epoch, --bank_method."""
+    parser.add_argument("--data_path", default="./data", help="folder holding the datasets (default: ./data)")
+    parser.add_argument("--dataset", default=dataset,
+                        help=f"dataset folder under --data_path (default: {dataset}); "
+                             f"'{SAMPLE_DATASET}' is made on first use from photos bundled with scikit-image")
+    parser.add_argument("--save", default="./bank_cache",
+                        help="folder for cached pixel banks, keyed by everything that determines them "
+                             "(default: ./bank_cache)")
+    parser.add_argument("--out_image", default="./results_image",
+                        help="folder for outputs: <out_image>/<dataset>/<setting>/ gets the denoised and "
+                             "noisy PNGs and results.csv (default: ./results_image)")
+    parser.add_argument("--ws", type=int, default=40, help="block-matching window size (default: 40)")
+    parser.add_argument("--ps", type=int, default=7, help="patch size, odd (default: 7)")
+    parser.add_argument("--nn", type=int, default=num_neighbors,
+                        help=f"neighbours kept in the pixel bank (default: {num_neighbors})")
+    parser.add_argument("--mm", type=int, default=mm_default, help=mm_help)
+    parser.add_argument("--loss", default=loss, choices=list(network.LOSSES),
+                        help=f"training loss, L1 or L2 (default: {loss})")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--seed", type=int, default=network.SEED,
+                        help=f"seed of the noise, the network initialisation and the sampler "
+                             f"(default: {network.SEED}, as released)")
+    parser.add_argument("--max_epoch", type=int, default=network.ITERATIONS,
+                        help=f"training iterations per image (default: {network.ITERATIONS})")
+    parser.add_argument("--bank_method", default="unfold", choices=list(pixel_bank.BANK_METHODS),
+                        help="block-matching implementation (default: unfold, the release's)")
+    parser.add_argument("--images", nargs="+", metavar="NAME",
+                        help="process only these file names of the dataset (default: all)")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
+
+
+@dataclass
+class Settings:
+    """Everything that determines one image's result, plus where outputs go."""
+    window_size: int
+    patch_size: int
+    num_neighbors: int
+    mm: int
+    bank_distance: str
+    loss: str
+    out_activation: str
+    iterations: int
+    seed: int
+    bank_method: str
+    device: str
+    cache_dir: str
+    run_dir: str
+    progress: bool = True
+
+
+def check_training_arguments(args: argparse.Namespace, mm: int) -> None:
+    if args.max_epoch < 1:
+        raise UserError(f"--max_epoch {args.max_epoch}: must be >= 1")
+    if mm < 2:
+        raise UserError(f"--mm {mm}: training pairs two different bank entries, so --mm must be >= 2")
+    if mm > args.nn:
+        raise UserError(f"--mm {mm}: cannot exceed --nn {args.nn}, the entries the bank keeps")
+
+
+def setting_tag(parts: list) -> str:
+    return "_".join(str(part) for part in parts)
+
+
+def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace) -> str:
+    run_dir = os.path.join(out_image, dataset, tag)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        info = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+                "arguments": vars(args), **environment_info()}
+        utils.atomic_write_text(os.path.join(run_dir, "run.json"), json.dumps(info, indent=2) + "\n")
+    except OSError as error:
+        raise UserError(f"--out_image {out_image}: cannot write there ({error.strerror})") from None
+    return run_dir
+
+
+def environment_info() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"commit": commit or "unknown", "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+
+
+# ----------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------
+def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = None) -> list[str]:
+    """Sorted image file names in folder (only those named in `only`, when given);
+    a UserError when it is missing or holds none."""
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag}: folder {folder} does not exist (check --data_path and --dataset)")
+    names = sorted(name for name in os.listdir(folder)
+                   if utils.is_image_file(name) and os.path.isfile(os.path.join(folder, name)))
+    if not names:
+        raise UserError(f"{flag}: folder {folder} holds no images ({', '.join(utils.IMAGE_EXTENSIONS)})")
+    if only:
+        absent = sorted(set(only) - set(names))
+        if absent:
+            raise UserError(f"--images: {folder} has no image named {absent[0]}")
+        names = [name for name in names if name in set(only)]
+    return names
+
+
+def make_sample_dataset(folder: str) -> None:
+    """A dataset that needs no download: 128 x 128 crops of two colour photographs that
+    scikit-image installs with itself. Clean images at the top (synthetic script) and
+    GT/ + Noisy/ pairs (real script), whose noise is a fixed-seed Poisson-Gaussian
+    stand-in for camera noise, stored as 8-bit JPEG-free PNG. Small enough that the
+    README's first command finishes in minutes on a 2-core CPU."""
+    from skimage import data as skdata
+
+    crops = {"astronaut": skdata.astronaut()[40:40 + SAMPLE_CROP, 180:180 + SAMPLE_CROP],
+             "coffee": skdata.coffee()[150:150 + SAMPLE_CROP, 200:200 + SAMPLE_CROP]}
+    rng = np.random.default_rng(20250101)
+    for sub in ("", "GT", "Noisy"):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    for name, crop in crops.items():
+        clean = crop.astype(np.float32) / 255.0
+        noisy = rng.poisson(clean * 60.0) / 60.0 + rng.normal(0.0, 0.02, clean.shape)
+        for sub, pixels in (("", clean), ("GT", clean), ("Noisy", noisy)):
+            utils.save_image(os.path.join(folder, sub, f"{name}.png"),
+                             np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+
+
+def dataset_folder(args: argparse.Namespace) -> str:
+    folder = os.path.join(args.data_path, args.dataset)
+    if args.dataset == SAMPLE_DATASET and not os.path.isdir(folder):
+        try:
+            make_sample_dataset(folder)
+        except OSError as error:
+            raise UserError(f"--data_path {args.data_path}: cannot create the sample dataset there "
+                            f"({error.strerror})") from None
+    return folder
+
+
+# ----------------------------------------------------------------------------
+# One image
+# ----------------------------------------------------------------------------
+def get_offsets(noisy: torch.Tensor, stem: str, settings: Settings) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Block matching, or its cached result; returns (offsets, distances, from_cache)."""
+    key = pixel_bank.bank_key(noisy, settings.window_size, settings.patch_size, settings.num_neighbors,
+                              settings.bank_distance, settings.bank_method)
+    path = os.path.join(settings.cache_dir, f"{stem}_{key}.npz")
+    cached = pixel_bank.load_cached_bank(path, key)
+    if cached is not None:
+        return cached[0], cached[1], True
+    offsets, distances = pixel_bank.match_offsets(noisy, settings.window_size, settings.patch_size,
+                                                  settings.num_neighbors, settings.bank_distance,
+                                                  settings.bank_method)
+    try:
+        pixel_bank.save_cached_bank(path, key, offsets, distances)
+    except OSError as error:
+        raise UserError(f"--save {settings.cache_dir}: cannot write the bank cache ({error.strerror})") from None
+    return offsets, distances, False
+
+
+def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> dict:
+    """Bank, training, evaluation and outputs for one image. Prints the release's lines."""
+    device = torch.device(settings.device)
+    stem = os.path.splitext(file_name)[0]
+    noisy_tensor = utils.to_tensor(noisy.pixels, device)  # C x H x W
+
+    start = time.perf_counter()
+    offsets, distances, cached = get_offsets(noisy_tensor, stem, settings)
+    bank = pixel_bank.gather_bank(noisy_tensor, offsets.to(device), settings.mm)  # mm x C x H x W
+    utils.synchronize(device)
+    bank_seconds = time.perf_counter() - start
+    height, width = noisy_tensor.shape[1:]
+    print(f"Processed {file_name} in {bank_seconds:.2f} seconds. Pixel bank shape: "
+          f"{[height, width, settings.num_neighbors, noisy_tensor.shape[0]]}" + (" (cached)" if cached else ""),
+          flush=True)
+
+    start = time.perf_counter()
+    model, _ = network.train_network(bank, settings.loss, settings.out_activation, settings.iterations,
+                                     settings.seed, progress=settings.progress, description=stem)
+    denoised = utils.to_numpy(network.denoise(model, noisy_tensor))
+    utils.synchronize(device)
+    train_seconds = time.perf_counter() - start
+
+    denoised_integers = utils.quantize(denoised, clean.bit_depth)
+    utils.save_image(os.path.join(settings.run_dir, f"{stem}.png"), denoised_integers)
+    utils.save_image(os.path.join(settings.run_dir, f"{stem}_noisy.png"), utils.quantize(noisy.pixels, clean.bit_depth))
+    psnr_value = utils.psnr(clean.pixels, denoised)
+    ssim_value = utils.ssim(utils.quantize(clean.pixels, clean.bit_depth), denoised_integers, clean.max_value)
+    print(f"Image: {file_name} | PSNR: {psnr_value:.2f} dB | SSIM: {ssim_value:.4f}", flush=True)
+    return {"image": file_name, "psnr": f"{psnr_value:.4f}", "ssim": f"{ssim_value:.6f}",
+            "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}",
+            "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
+            "bank_cached": int(cached), "device": describe_device(device)}
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run_dataset(items, settings: Settings) -> dict[str, float]:
+    """items: iterable of (file name, loader) where loader() -> (noisy, clean).
+    Writes each image's row as soon as it finishes; prints the release's average line."""
+    results = utils.ResultsCSV(os.path.join(settings.run_dir, "results.csv"), CSV_FIELDS)
+    psnrs, ssims = [], []
+    for file_name, load in items:
+        noisy, clean = load()
+        row = process_image(file_name, noisy, clean, settings)
+        results.add(row)
+        psnrs.append(float(row["psnr"]))
+        ssims.append(float(row["ssim"]))
+    average_psnr, average_ssim = float(np.mean(psnrs)), float(np.mean(ssims))
+    print(f"Average PSNR: {average_psnr:.2f} dB, Average SSIM: {average_ssim:.4f}", flush=True)
+    return {"psnr": average_psnr, "ssim": average_ssim, "images": len(psnrs), "csv": results.path}
+
+
+def settings_summary(settings: Settings) -> str:
+    fields = asdict(settings)
+    return ", ".join(f"{name}={fields[name]}" for name in ("window_size", "patch_size", "num_neighbors", "mm",
+                                                            "loss", "iterations", "seed", "device"))
+
+
+def cli(main) -> None:
+    """Run an entry script's main: a user's mistake is one line on stderr, exit 2."""
+    try:
+        main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished images are kept in results.csv", file=sys.stderr)
+        sys.exit(130)

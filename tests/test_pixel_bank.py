@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+
+import pixel_bank
+from utils import UserError
+
+
+def brute_force_bank(image, ws, ps, nn, distance):
+    """Independent reference: loops over offsets and patch cells in numpy (float64).
+    image: C x H x W. Returns all candidate distances (ws*ws x H x W) in raster
+    window order and the matching pixel values (ws*ws x C x H x W)."""
+    c, h, w = image.shape
+    pad = ws // 2 + ps // 2
+    padded = np.pad(image.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    lo = -(ws // 2)
+    half = ps // 2
+    dists, values = [], []
+    for dy in range(lo, lo + ws):
+        for dx in range(lo, lo + ws):
+            total = np.zeros((h, w))
+            for py in range(-half, half + 1):
+                for px in range(-half, half + 1):
+                    a = padded[:, pad + py:pad + py + h, pad + px:pad + px + w]
+                    b = padded[:, pad + dy + py:pad + dy + py + h, pad + dx + px:pad + dx + px + w]
+                    diff = a - b
+                    total += (np.abs(diff) if distance == "L1" else diff * diff).sum(axis=0)
+            dists.append(total)
+            values.append(padded[:, pad + dy:pad + dy + h, pad + dx:pad + dx + w])
+    return np.stack(dists), np.stack(values)
+
+
+def assert_same_bank(bank, distances, image, ws, ps, nn, distance, rtol=1e-4, atol=1e-5):
+    """SPEC section 2's 'same': equal sorted distances to float tolerance, and equal
+    pixels wherever the nn-th distance is not a near-tie."""
+    all_d, all_v = brute_force_bank(image, ws, ps, nn, distance)
+    order = np.argsort(all_d, axis=0, kind="stable")
+    want_d = np.take_along_axis(all_d, order[:nn], axis=0)
+    np.testing.assert_allclose(distances.numpy(), want_d, rtol=rtol, atol=atol)
+    # The chosen pixels must be among the candidates at the returned distances: compare
+    # the value of each entry with the brute-force value of the candidate at the same
+    # sorted rank, wherever that rank's distance is separated from its neighbours.
+    want_v = np.take_along_axis(all_v, order[:nn, None].repeat(image.shape[0], axis=1), axis=0)
+    sorted_d = np.take_along_axis(all_d, order[:nn + 1], axis=0)
+    scale = np.maximum(1.0, want_d) * 1e-4
+    gap_before = np.full(want_d.shape, np.inf)
+    gap_before[1:] = sorted_d[1:nn] - sorted_d[:nn - 1]
+    gap_after = sorted_d[1:nn + 1] - sorted_d[:nn]
+    isolated = (gap_before > scale) & (gap_after > scale)
+    isolated[0] = True  # entry 0 is the pixel itself, whatever the ties
+    mask = np.broadcast_to(isolated[:, None], want_v.shape)
+    assert isolated.mean() > 0.5, "test image has too many ties to say anything"
+    np.testing.assert_allclose(bank.numpy()[mask], want_v[mask], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("distance", ["L1", "L2"])
+@pytest.mark.parametrize("ws,ps,size", [(6, 3, (13, 17)), (7, 3, (12, 9)), (5, 5, (11, 14))])
+def test_bank_equals_brute_force(channels, distance, ws, ps, size):
+    rng = np.random.default_rng(7)
+    image = rng.random((channels, *size), dtype=np.float32)
+    nn = 6
+    bank, distances = pixel_bank.build_pixel_bank(torch.from_numpy(image), ws, ps, nn, distance)
+    assert bank.shape == (nn, channels, *size)
+    assert distances.shape == (nn, *size)
+    assert_same_bank(bank, distances, image, ws, ps, nn, distance)
+
+
+def test_tiling_does_not_change_the_bank():
+    """Tiles smaller than the image (sizes that do not divide it) give the one-tile bank."""
+    rng = np.random.default_rng(3)
+    image = torch.from_numpy(rng.random((3, 23, 19), dtype=np.float32))
+    whole = pixel_bank.match_offsets(image, 8, 3, 5, "L2", memory_budget=1 << 40)
+    tiled = pixel_bank.match_offsets(image, 8, 3, 5, "L2", memory_budget=2 * 27 * 64 * 4 * 7)
+    torch.testing.assert_close(tiled[1], whole[1])
+    assert torch.equal(tiled[0], whole[0])
+
+
+def test_entry_zero_is_the_image_itself():
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.random((3, 16, 16), dtype=np.float32))
+    bank, distances = pixel_bank.build_pixel_bank(image, 6, 3, 4, "L2")
+    assert torch.equal(bank[0], image)
+    assert torch.all(distances[0] == 0)
+    assert torch.all(distances[1:] >= distances[:-1])
+
+
+def test_too_small_image_is_a_clear_error():
+    image = torch.zeros(3, 10, 30)
+    with pytest.raises(UserError, match="too small"):
+        pixel_bank.build_pixel_bank(image, 16, 5, 4)
+
+
+@pytest.mark.parametrize("entries", [2, 3, 8])
+def test_sampler_never_pairs_an_index_with_itself(entries):
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        first, second = pixel_bank.sample_index_pair(entries, 17, 9, generator, torch.device("cpu"))
+        assert torch.all(first != second)
+        assert first.min() >= 0 and second.max() < entries
+
+
+def test_sampler_shares_the_index_across_channels():
+    entries, channels, h, w = 5, 3, 8, 6
+    # Entry k holds value k + 10*channel: the input pixel's channel values reveal one index.
+    bank = torch.arange(entries, dtype=torch.float32).view(entries, 1, 1, 1) \
+        + 10 * torch.arange(channels, dtype=torch.float32).view(1, channels, 1, 1)
+    bank = bank.expand(entries, channels, h, w).contiguous()
+    noisy_input, noisy_target = pixel_bank.sample_pseudo_instances(bank, torch.Generator().manual_seed(0))
+    assert noisy_input.shape == (1, channels, h, w)
+    for pair in (noisy_input, noisy_target):
+        index = pair[0, 0]
+        for channel in range(1, channels):
+            assert torch.equal(pair[0, channel] - 10 * channel, index)
+    assert torch.all(noisy_input[0, 0] != noisy_target[0, 0])

@@ -1,0 +1,239 @@
+"""Image I/O, noise models, metrics, seeding, devices and result files.
+
+Everything here is shared by both entry scripts. Images travel through the
+project as float32 numpy arrays H x W x C in [0, 1] together with the bit depth
+they were stored at (8 or 16), so that outputs can be written back at that depth.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skimage import io as skio
+from skimage.metrics import structural_similarity
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+NOISE_TYPES = ("gauss", "poiss", "saltpepper", "bernoulli", "impulse")
+
+
+class UserError(Exception):
+    """A mistake in the user's input: reported as one line, never a traceback."""
+
+
+# ----------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------
+@dataclass
+class Image:
+    pixels: np.ndarray  # H x W x C float32 in [0, 1]
+    bit_depth: int  # 8 or 16: the depth outputs are written at
+
+    @property
+    def max_value(self) -> int:
+        return (1 << self.bit_depth) - 1
+
+
+def is_image_file(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def load_image(path: str) -> Image:
+    """Read an 8- or 16-bit gray, RGB or RGBA image; alpha is dropped."""
+    try:
+        array = skio.imread(path)
+    except Exception as error:  # the readers raise many types for a bad file
+        raise UserError(f"cannot read image {path}: {error}") from None
+    if array.dtype == np.uint8:
+        bit_depth = 8
+    elif array.dtype == np.uint16:
+        bit_depth = 16
+    else:
+        raise UserError(f"{path}: unsupported pixel type {array.dtype}; use 8- or 16-bit images")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise UserError(f"{path}: unsupported image shape {array.shape}")
+    if array.shape[2] in (2, 4):  # gray+alpha or RGBA: the alpha plane is not image content
+        array = array[:, :, :-1]
+    pixels = array.astype(np.float32) / np.float32((1 << bit_depth) - 1)
+    return Image(np.ascontiguousarray(pixels), bit_depth)
+
+
+def quantize(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Float [0, 1] -> integers by truncation, floor(max * x), as the release's
+    to_pil_image does (not rounding). Clipped first so out-of-range floats are safe."""
+    max_value = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.floor(np.clip(pixels, 0.0, 1.0) * np.float32(max_value)).astype(dtype)
+
+
+def save_image(path: str, integers: np.ndarray) -> None:
+    """Write atomically: a killed run never leaves a half-written image behind."""
+    if integers.ndim == 3 and integers.shape[2] == 1:
+        integers = integers[:, :, 0]
+    directory, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    tmp = os.path.join(directory, f".{stem}.partial{ext}")
+    skio.imsave(tmp, integers, check_contrast=False)
+    os.replace(tmp, path)
+
+
+def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
+    """H x W x C numpy -> C x H x W float32 tensor on device."""
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(device)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """C x H x W tensor -> H x W x C float32 numpy."""
+    return tensor.detach().float().cpu().numpy().transpose(1, 2, 0)
+
+
+# ----------------------------------------------------------------------------
+# Seeds and noise
+# ----------------------------------------------------------------------------
+def image_seed(run_seed: int, image_name: str) -> int:
+    """A seed for one image's noise that depends only on the run seed and the image's
+    name, so any subset of a dataset, in any order, gets the same noise."""
+    digest = hashlib.sha256(f"{run_seed}:{image_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def check_noise_level(noise_type: str, level: float) -> None:
+    if noise_type not in NOISE_TYPES:
+        raise UserError(f"--nt {noise_type}: unknown noise type; choose one of {', '.join(NOISE_TYPES)}")
+    if not np.isfinite(level):
+        raise UserError(f"--nl {level}: must be a finite number")
+    if noise_type in ("gauss", "poiss") and level <= 0:
+        raise UserError(f"--nl {level}: {noise_type} needs a level > 0")
+    if noise_type == "saltpepper" and not 0 <= level <= 0.5:
+        raise UserError(f"--nl {level}: saltpepper takes half the corruption rate, in [0, 0.5]")
+    if noise_type in ("bernoulli", "impulse") and not 0 <= level < 1:
+        raise UserError(f"--nl {level}: {noise_type} takes a probability in [0, 1)")
+
+
+def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator) -> np.ndarray:
+    """SPEC section 1. Noise is drawn for every element (each channel of each pixel);
+    the result stays float and is not rounded to 8 bits."""
+    check_noise_level(noise_type, level)
+    shape = clean.shape
+    if noise_type == "gauss":  # level = sigma on the 0..255 scale
+        noisy = clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0)
+        noisy = np.clip(noisy, 0.0, 1.0)
+    elif noise_type == "poiss":  # level = lambda; deliberately not clipped, as released
+        noisy = rng.poisson(level * clean.astype(np.float64)) / level
+    elif noise_type == "saltpepper":  # level = half the corruption rate
+        u = rng.random(shape, dtype=np.float32)
+        noisy = clean.copy()
+        noisy[u < level] = 0.0
+        noisy[u > 1 - level] = 1.0
+    elif noise_type == "bernoulli":  # level = drop probability
+        u = rng.random(shape, dtype=np.float32)
+        noisy = clean * (u > level)
+    else:  # impulse: level = half the corruption rate, replaced by uniform values
+        u = rng.random(shape, dtype=np.float32)
+        values = rng.random(shape, dtype=np.float32)
+        noisy = np.where(u < level, values, clean)
+    return np.ascontiguousarray(noisy, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------
+# Metrics (defined once; SPEC section 4)
+# ----------------------------------------------------------------------------
+def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+
+
+def psnr(clean: np.ndarray, estimate: np.ndarray) -> float:
+    """10 log10(1 / MSE) on float images in [0, 1]."""
+    _check_same_shape(clean, estimate)
+    mse = float(np.mean((clean.astype(np.float64) - estimate.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def ssim(clean_integers: np.ndarray, estimate_integers: np.ndarray, max_value: int = 255) -> float:
+    """scikit-image SSIM between integer images as stored (the release compares the
+    clean 8-bit image with the denoised image as saved), over colour channels."""
+    _check_same_shape(clean_integers, estimate_integers)
+    if clean_integers.ndim == 3 and clean_integers.shape[2] == 1:
+        clean_integers, estimate_integers = clean_integers[:, :, 0], estimate_integers[:, :, 0]
+    channel_axis = -1 if clean_integers.ndim == 3 else None
+    return float(structural_similarity(clean_integers, estimate_integers,
+                                       data_range=max_value, channel_axis=channel_axis))
+
+
+# ----------------------------------------------------------------------------
+# Devices
+# ----------------------------------------------------------------------------
+def resolve_device(name: str | None) -> torch.device:
+    """'auto' (or None): CUDA when present, else CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so wall-clock timings measure the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------
+# Result files
+# ----------------------------------------------------------------------------
+def atomic_write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class ResultsCSV:
+    """One row per image, rewritten atomically after every image, so a run that dies
+    keeps every finished row and the file is never half-written."""
+
+    def __init__(self, path: str, fieldnames: list[str]):
+        self.path = path
+        self.fieldnames = list(fieldnames)
+        self.rows: list[dict] = []
+        if os.path.exists(path):
+            with open(path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames == self.fieldnames:
+                    self.rows = list(reader)
+
+    def finished(self) -> set[str]:
+        return {row["image"] for row in self.rows}
+
+    def add(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if r["image"] != row["image"]] + [row]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buffer.getvalue())
