@@ -13,6 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import imagecodecs
 import numpy as np
 import torch
 from skimage import io as skio
@@ -43,11 +44,22 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+def _read_pixels(path: str) -> np.ndarray:
+    # PNG through libpng (imagecodecs): Pillow, under scikit-image, reads a 16-bit RGB
+    # PNG as 8 bits without a word. Other formats through scikit-image.
+    if path.lower().endswith(".png"):
+        with open(path, "rb") as handle:
+            return imagecodecs.png_decode(handle.read())
+    return skio.imread(path)
+
+
 def load_image(path: str) -> Image:
     """Read an 8- or 16-bit gray, RGB or RGBA image; alpha is dropped."""
     try:
-        array = skio.imread(path)
-    except Exception as error:  # the readers raise many types for a bad file
+        array = _read_pixels(path)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    except Exception as error:  # the decoders raise many types for a corrupt file
         raise UserError(f"cannot read image {path}: {error}") from None
     if array.dtype == np.uint8:
         bit_depth = 8
@@ -80,7 +92,11 @@ def save_image(path: str, integers: np.ndarray) -> None:
     directory, name = os.path.split(path)
     stem, ext = os.path.splitext(name)
     tmp = os.path.join(directory, f".{stem}.partial{ext}")
-    skio.imsave(tmp, integers, check_contrast=False)
+    if ext.lower() == ".png":  # libpng writes 16-bit colour too
+        with open(tmp, "wb") as handle:
+            handle.write(imagecodecs.png_encode(np.ascontiguousarray(integers)))
+    else:
+        skio.imsave(tmp, integers, check_contrast=False)
     os.replace(tmp, path)
 
 

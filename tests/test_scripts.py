@@ -1,0 +1,135 @@
+import csv
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import Pixel2Pixel_real
+import Pixel2Pixel_syn
+import utils
+from utils import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress"]
+
+
+def outputs(tmp_path):
+    return ["--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out")]
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("noise_type,level", [("gauss", 25), ("saltpepper", 0.1)])
+def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, level):
+    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", noise_type, "--nl", str(level),
+            "--max_epoch", "200", *SMALL, *outputs(tmp_path)]
+    summary = Pixel2Pixel_syn.main(argv)
+    printed = capsys.readouterr().out
+    image_lines = re.findall(r"^Image: (\S+) \| PSNR: (\d+\.\d\d) dB \| SSIM: (\d\.\d{4})$", printed, re.M)
+    assert [name for name, _, _ in image_lines] == ["gray.png", "rgb.png"]
+    assert re.search(r"^Average PSNR: \d+\.\d\d dB, Average SSIM: \d\.\d{4}$", printed, re.M)
+
+    rows = read_rows(summary["csv"])
+    assert [row["image"] for row in rows] == ["gray.png", "rgb.png"]
+    for row, (_, psnr_text, ssim_text) in zip(rows, image_lines):
+        assert float(row["psnr"]) > float(row["noisy_psnr"]) + 3.0  # well above the noisy input
+        assert f"{float(row['psnr']):.2f}" == psnr_text and f"{float(row['ssim']):.4f}" == ssim_text
+        assert row["device"].startswith("cpu") and float(row["train_seconds"]) > 0
+    assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
+
+    # SSIM is that of the saved 8-bit PNG against the clean image, as released.
+    run_dir = os.path.dirname(summary["csv"])
+    for row, name in zip(rows, ["gray", "rgb"]):
+        clean = utils.load_image(str(clean_dataset / "tiny" / f"{name}.png"))
+        saved = utils.load_image(os.path.join(run_dir, f"{name}.png"))
+        assert saved.pixels.shape == clean.pixels.shape
+        saved_ints = utils.quantize(saved.pixels)
+        assert utils.ssim(utils.quantize(clean.pixels), saved_ints) == pytest.approx(float(row["ssim"]), abs=1e-6)
+        noisy_saved = utils.load_image(os.path.join(run_dir, f"{name}_noisy.png"))
+        rng = np.random.default_rng(utils.image_seed(123, f"{name}.png"))
+        expected_noisy = utils.add_noise(clean.pixels, noise_type, level, rng)
+        np.testing.assert_array_equal(utils.quantize(noisy_saved.pixels), utils.quantize(expected_noisy))
+
+
+def test_syn_rerun_same_result_from_cache_and_subset_same_noise(tmp_path, clean_dataset):
+    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25",
+            "--max_epoch", "10", *SMALL, *outputs(tmp_path)]
+    first = read_rows(Pixel2Pixel_syn.main(argv)["csv"])
+    assert {row["bank_cached"] for row in first} == {"0"}
+    # Only one image, given by name: same noise, so its cached bank is found, same result.
+    second = read_rows(Pixel2Pixel_syn.main(argv + ["--images", "rgb.png"])["csv"])
+    by_name = {row["image"]: row for row in second}
+    assert by_name["rgb.png"]["bank_cached"] == "1"
+    assert by_name["rgb.png"]["psnr"] == {r["image"]: r for r in first}["rgb.png"]["psnr"]
+    # Another seed: another noise, another bank.
+    third = read_rows(Pixel2Pixel_syn.main(argv + ["--seed", "5"])["csv"])
+    assert {row["bank_cached"] for row in third} == {"0"}
+
+
+def test_syn_mm_rule_and_explicit_mm(tmp_path, clean_dataset, capsys):
+    base = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--images", "gray.png", "--max_epoch", "2",
+            *SMALL, *outputs(tmp_path)]
+    Pixel2Pixel_syn.main(base + ["--nt", "gauss", "--nl", "10"])
+    assert "Using --mm 2 (paper rule for gauss 10)" in capsys.readouterr().out
+    Pixel2Pixel_syn.main(base + ["--nt", "poiss", "--nl", "50"])
+    assert "Using --mm 8 (paper rule for poiss 50)" in capsys.readouterr().out
+    Pixel2Pixel_syn.main(base + ["--nt", "gauss", "--nl", "25", "--mm", "3"])
+    assert "Using --mm 3 (given)" in capsys.readouterr().out
+    assert Pixel2Pixel_syn.paper_mm("bernoulli", 0.5) == 2
+    assert Pixel2Pixel_syn.paper_mm("gauss", 25) == 4
+    assert Pixel2Pixel_syn.paper_mm("impulse", 0.1) == 8
+
+
+def test_real_end_to_end(tmp_path, real_dataset, capsys):
+    summary = Pixel2Pixel_real.main(["--data_path", str(real_dataset), "--dataset", "pairs", "--nn", "12",
+                                     "--mm", "6", "--max_epoch", "150", *SMALL[:4], *SMALL[6:],
+                                     *outputs(tmp_path)])
+    printed = capsys.readouterr().out
+    assert re.search(r"^Image: a\.png \| PSNR: \d+\.\d\d dB \| SSIM: \d\.\d{4}$", printed, re.M)
+    (row,) = read_rows(summary["csv"])
+    assert float(row["psnr"]) > float(row["noisy_psnr"]) + 2.0
+    assert os.path.exists(os.path.join(os.path.dirname(summary["csv"]), "a_noisy.png"))
+
+
+def test_sample_dataset_is_made_on_first_use(tmp_path):
+    data = tmp_path / "data"
+    argv = ["--data_path", str(data), "--dataset", "sample", "--max_epoch", "1", *SMALL, *outputs(tmp_path)]
+    summary = Pixel2Pixel_syn.main(argv + ["--nt", "gauss", "--nl", "25"])
+    assert summary["images"] == 2
+    assert sorted(os.listdir(data / "sample" / "GT")) == sorted(os.listdir(data / "sample" / "Noisy"))
+    assert Pixel2Pixel_real.main(argv + ["--nn", "8", "--mm", "4"])["images"] == 2
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--dataset", "nope"], "does not exist"),
+    (["--mm", "9"], "cannot exceed --nn 8"),
+    (["--mm", "1"], "must be >= 2"),
+    (["--nt", "saltpepper", "--nl", "0.7"], "saltpepper"),
+    (["--ws", "80"], "too small"),
+    (["--ps", "4"], "must be odd"),
+    (["--images", "missing.png"], "missing.png"),
+    (["--max_epoch", "0"], "--max_epoch"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, clean_dataset, extra, message):
+    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25",
+            *SMALL, *outputs(tmp_path), "--max_epoch", "1", *extra]
+    with pytest.raises(UserError, match=re.escape(message)):
+        Pixel2Pixel_syn.main(argv)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_command_line_error_is_one_line_and_exit_2(tmp_path, clean_dataset):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), "--data_path",
+                             str(clean_dataset), "--dataset", "tiny", "--device", "cuda", *outputs(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --device cuda: CUDA is not available on this machine; use --device cpu"]
+    assert not (tmp_path / "out").exists()  # nothing written for a run that never started
