@@ -24,10 +24,15 @@ import torch.nn.functional as F
 from utils import UserError
 
 DISTANCES = ("L1", "L2")
-BANK_METHODS = ("unfold",)
+BANK_METHODS = ("shift", "unfold")
 # The unfold method materialises C*ps*ps*ws*ws floats per pixel (940 KB for RGB,
 # ps 7, ws 40); tiles are sized so that those tensors stay under this many bytes.
 UNFOLD_MEMORY_BUDGET = 1 << 30
+# The shift method keeps every candidate's distance for a tile of pixels: ws*ws floats a
+# pixel (6.4 KB for ws 40); tiles are sized so that this stays under this many bytes.
+# Small tiles stay in a CPU's cache (16 MiB measured fastest on 2 cores); a GPU wants
+# big ones to fill its cores.
+SHIFT_MEMORY_BUDGET = {"cpu": 16 << 20, "cuda": 1 << 30}
 CACHE_VERSION = 1
 
 
@@ -101,9 +106,64 @@ def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_ne
     return offsets, distances
 
 
+def _box_sum(planes: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum over every size x size box of the last two axes ('valid' positions only).
+    Separable sums of shifted slices: exact in the order of the terms, unlike a
+    running sum (cumsum), whose float32 error grows with the image width."""
+    height, width = planes.shape[-2] - size + 1, planes.shape[-1] - size + 1
+    rows = planes[..., 0:width].clone()
+    for i in range(1, size):
+        rows += planes[..., i:i + width]
+    boxes = rows[..., 0:height, :].clone()
+    for i in range(1, size):
+        boxes += rows[..., i:i + height, :]
+    return boxes
+
+
+def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
+                 distance: str, memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-offset block matching: for every offset d, the difference of the image and
+    its copy shifted by d, squared or absolute, summed over channels and box-filtered
+    over the patch, is the patch distance of every pixel to its candidate p + d. No
+    patch is materialised: about 50 times fewer operations than unfold. The offsets
+    of one window row are done at once through a strided view of the padded image."""
+    channels, height, width = noisy.shape
+    ws, ps = window_size, patch_size
+    half = ps // 2
+    pad = ws // 2 + half
+    low, _ = window_range(ws)
+    padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0].contiguous()  # C x Hp x Wp
+    stride_c, stride_h, _ = padded.stride()
+    tile_h, tile_w = _unfold_tile_shape(height, width, ws * ws * 4 * 2, memory_budget)
+    offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
+    distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
+    for y0 in range(0, height, tile_h):
+        for x0 in range(0, width, tile_w):
+            th, tw = min(tile_h, height - y0), min(tile_w, width - x0)
+            eh, ew = th + 2 * half, tw + 2 * half  # the tile grown by the patch radius
+            # Padded coordinates of the grown tile's corner: pixel (y0, x0) sits at pad, pad.
+            top, left = pad - half + y0, pad - half + x0
+            centre = padded[:, top:top + eh, left:left + ew]  # C x eh x ew
+            candidates = torch.empty((ws * ws, th, tw), dtype=torch.float32, device=noisy.device)
+            for ky in range(ws):
+                row_start = padded[:, top + low + ky:, left + low:]
+                # ws x C x eh x ew view: entry kx is the grown tile shifted by (low+ky, low+kx)
+                shifted = row_start.as_strided((ws, channels, eh, ew), (1, stride_c, stride_h, 1),
+                                               row_start.storage_offset())
+                diff = shifted - centre
+                diff = diff.square_() if distance == "L2" else diff.abs_()
+                candidates[ky * ws:(ky + 1) * ws] = _box_sum(diff.sum(dim=1), ps)
+            best, index = torch.topk(candidates.view(ws * ws, th * tw), k=num_neighbors, dim=0,
+                                     largest=False, sorted=True)
+            distances[:, y0:y0 + th, x0:x0 + tw] = best.view(num_neighbors, th, tw)
+            offsets[:, 0, y0:y0 + th, x0:x0 + tw] = (index // ws + low).view(num_neighbors, th, tw).to(torch.int16)
+            offsets[:, 1, y0:y0 + th, x0:x0 + tw] = (index % ws + low).view(num_neighbors, th, tw).to(torch.int16)
+    return offsets, distances
+
+
 def match_offsets(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
-                  distance: str = "L2", method: str = "unfold",
-                  memory_budget: int = UNFOLD_MEMORY_BUDGET) -> tuple[torch.Tensor, torch.Tensor]:
+                  distance: str = "L2", method: str = "shift",
+                  memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Block matching. noisy: C x H x W float tensor on any device.
     Returns offsets (nn x 2 x H x W int16, dy then dx) and distances (nn x H x W),
     ascending along the first axis."""
@@ -115,7 +175,11 @@ def match_offsets(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 
         raise UserError(f"--bank_method {method}: unknown; choose one of {', '.join(BANK_METHODS)}")
     noisy = noisy.float().contiguous()
     with torch.no_grad():
-        return _match_unfold(noisy, window_size, patch_size, num_neighbors, distance, memory_budget)
+        if method == "unfold":
+            return _match_unfold(noisy, window_size, patch_size, num_neighbors, distance,
+                                 memory_budget or UNFOLD_MEMORY_BUDGET)
+        return _match_shift(noisy, window_size, patch_size, num_neighbors, distance,
+                            memory_budget or SHIFT_MEMORY_BUDGET.get(noisy.device.type, 1 << 30))
 
 
 def gather_bank(noisy: torch.Tensor, offsets: torch.Tensor, count: int | None = None) -> torch.Tensor:
@@ -136,7 +200,7 @@ def gather_bank(noisy: torch.Tensor, offsets: torch.Tensor, count: int | None = 
 
 
 def build_pixel_bank(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
-                     distance: str = "L2", method: str = "unfold") -> tuple[torch.Tensor, torch.Tensor]:
+                     distance: str = "L2", method: str = "shift") -> tuple[torch.Tensor, torch.Tensor]:
     """The pixel bank of a C x H x W image: (bank nn x C x H x W, distances nn x H x W)."""
     offsets, distances = match_offsets(noisy, window_size, patch_size, num_neighbors, distance, method)
     return gather_bank(noisy.float(), offsets), distances

@@ -52,8 +52,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
                              f"(default: {network.SEED}, as released)")
     parser.add_argument("--max_epoch", type=int, default=network.ITERATIONS,
                         help=f"training iterations per image (default: {network.ITERATIONS})")
-    parser.add_argument("--bank_method", default="unfold", choices=list(pixel_bank.BANK_METHODS),
-                        help="block-matching implementation (default: unfold, the release's)")
+    parser.add_argument("--bank_method", default="shift", choices=list(pixel_bank.BANK_METHODS),
+                        help="block matching: shift (per-offset, fast, default) or unfold (the release's "
+                             "patch materialisation); both give the same bank")
     parser.add_argument("--images", nargs="+", metavar="NAME",
                         help="process only these file names of the dataset (default: all)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import pixel_bank
+import utils
 from utils import UserError
 
 
@@ -53,25 +54,27 @@ def assert_same_bank(bank, distances, image, ws, ps, nn, distance, rtol=1e-4, at
     np.testing.assert_allclose(bank.numpy()[mask], want_v[mask], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", pixel_bank.BANK_METHODS)
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("distance", ["L1", "L2"])
 @pytest.mark.parametrize("ws,ps,size", [(6, 3, (13, 17)), (7, 3, (12, 9)), (5, 5, (11, 14))])
-def test_bank_equals_brute_force(channels, distance, ws, ps, size):
+def test_bank_equals_brute_force(method, channels, distance, ws, ps, size):
     rng = np.random.default_rng(7)
     image = rng.random((channels, *size), dtype=np.float32)
     nn = 6
-    bank, distances = pixel_bank.build_pixel_bank(torch.from_numpy(image), ws, ps, nn, distance)
+    bank, distances = pixel_bank.build_pixel_bank(torch.from_numpy(image), ws, ps, nn, distance, method)
     assert bank.shape == (nn, channels, *size)
     assert distances.shape == (nn, *size)
     assert_same_bank(bank, distances, image, ws, ps, nn, distance)
 
 
-def test_tiling_does_not_change_the_bank():
+@pytest.mark.parametrize("method,small_budget", [("unfold", 2 * 27 * 64 * 4 * 7), ("shift", 64 * 4 * 2 * 30)])
+def test_tiling_does_not_change_the_bank(method, small_budget):
     """Tiles smaller than the image (sizes that do not divide it) give the one-tile bank."""
     rng = np.random.default_rng(3)
     image = torch.from_numpy(rng.random((3, 23, 19), dtype=np.float32))
-    whole = pixel_bank.match_offsets(image, 8, 3, 5, "L2", memory_budget=1 << 40)
-    tiled = pixel_bank.match_offsets(image, 8, 3, 5, "L2", memory_budget=2 * 27 * 64 * 4 * 7)
+    whole = pixel_bank.match_offsets(image, 8, 3, 5, "L2", method, memory_budget=1 << 40)
+    tiled = pixel_bank.match_offsets(image, 8, 3, 5, "L2", method, memory_budget=small_budget)
     torch.testing.assert_close(tiled[1], whole[1])
     assert torch.equal(tiled[0], whole[0])
 
@@ -113,3 +116,46 @@ def test_sampler_shares_the_index_across_channels():
         for channel in range(1, channels):
             assert torch.equal(pair[0, channel] - 10 * channel, index)
     assert torch.all(noisy_input[0, 0] != noisy_target[0, 0])
+
+
+def same_bank_up_to_near_ties(first, second, rtol=1e-5, atol=1e-5):
+    """SPEC section 2: equal sorted distances to float tolerance, and equal offsets
+    wherever an entry's distance is not a near-tie with another candidate's."""
+    (offsets_a, dist_a), (offsets_b, dist_b) = first, second
+    torch.testing.assert_close(dist_a, dist_b, rtol=rtol, atol=atol)
+    tolerance = atol + rtol * dist_a.abs()
+    gap_before = torch.full_like(dist_a, float("inf"))
+    gap_before[1:] = dist_a[1:] - dist_a[:-1]
+    gap_after = torch.full_like(dist_a, float("inf"))
+    gap_after[:-1] = dist_a[1:] - dist_a[:-1]
+    isolated = (gap_before > 2 * tolerance) & (gap_after > 2 * tolerance)
+    isolated[-1] = False  # the last entry may tie with a candidate that was not kept
+    differ = (offsets_a != offsets_b).any(dim=1)
+    assert not differ[isolated].any(), f"{int(differ[isolated].sum())} isolated entries differ"
+    return isolated
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("distance", ["L1", "L2"])
+@pytest.mark.parametrize("ws,size", [(10, (45, 70)), (9, (66, 31))])
+def test_shift_equals_unfold(channels, distance, ws, size):
+    rng = np.random.default_rng(11)
+    image = torch.from_numpy(rng.random((channels, *size), dtype=np.float32))
+    isolated = same_bank_up_to_near_ties(pixel_bank.match_offsets(image, ws, 5, 8, distance, "shift"),
+                                         pixel_bank.match_offsets(image, ws, 5, 8, distance, "unfold"))
+    assert isolated[:-1].float().mean() > 0.9
+
+
+@pytest.mark.parametrize("distance", ["L1", "L2"])
+def test_shift_equals_unfold_with_exact_ties_and_many_neighbours(distance):
+    """Salt-and-pepper noise on a flat image: many patches are identical (exact ties),
+    and nn = 100 of ws*ws = 144 candidates."""
+    clean = np.full((40, 50, 3), 0.5, np.float32)
+    noisy = utils.add_noise(clean, "saltpepper", 0.1, np.random.default_rng(2))
+    image = utils.to_tensor(noisy, "cpu")
+    shift = pixel_bank.match_offsets(image, 12, 3, 100, distance, "shift")
+    unfold = pixel_bank.match_offsets(image, 12, 3, 100, distance, "unfold")
+    same_bank_up_to_near_ties(shift, unfold)
+    # Whatever order ties come back in, each entry's pixel is the one at its offset.
+    bank = pixel_bank.gather_bank(image, shift[0])
+    assert torch.equal(bank[0], image)
