@@ -14,7 +14,7 @@ from utils import UserError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         "Pixel2Pixel_real.py", description="Zero-shot denoising of real noise with Pixel2Pixel.")
     # The release defaults to SIDD, which it does not ship; PolyU is what it ships.
     runner.add_common_arguments(parser, dataset="PolyU", num_neighbors=100, loss="L2", mm_default=20,
@@ -25,18 +25,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def paired_names(gt_folder: str, noisy_folder: str, only: list[str] | None = None) -> list[str]:
+    """The file names both folders hold; any name in one folder only is an error."""
     names = runner.list_images(noisy_folder, "--Noisy", only)
-    missing = [name for name in names if not os.path.isfile(os.path.join(gt_folder, name))]
-    if missing:
-        raise UserError(f"--GT: {gt_folder} lacks {len(missing)} file(s) that {noisy_folder} has, "
-                        f"e.g. {missing[0]}; GT/ and Noisy/ need the same file names")
+    gt_names = runner.list_images(gt_folder, "--GT", only)
+    unpaired = sorted(set(names) ^ set(gt_names))
+    if unpaired:
+        where = noisy_folder if unpaired[0] in names else gt_folder
+        raise UserError(f"{len(unpaired)} file(s) lack a partner of the same name, e.g. {unpaired[0]} in {where}; "
+                        f"{os.path.basename(gt_folder)}/ and {os.path.basename(noisy_folder)}/ need the same names")
     return names
 
 
 def main(args=None) -> dict:
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
-    runner.check_training_arguments(args, args.mm)
+    # The release's real script always matches with L2; --loss is the training loss only.
+    runner.check_arguments(args, args.mm, bank_distance="L2")
     device = utils.resolve_device(args.device)
     folder = runner.dataset_folder(args)
     gt_folder, noisy_folder = os.path.join(folder, args.GT), os.path.join(folder, args.Noisy)
@@ -44,25 +48,25 @@ def main(args=None) -> dict:
     tag = runner.setting_tag(["real", f"ws{args.ws}", f"ps{args.ps}", f"nn{args.nn}", f"mm{args.mm}", args.loss,
                               f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method])
     settings = runner.Settings(
-        # The release's real script always matches with L2; --loss is the training loss only.
         window_size=args.ws, patch_size=args.ps, num_neighbors=args.nn, mm=args.mm, bank_distance="L2",
         loss=args.loss, out_activation="none", iterations=args.max_epoch, seed=args.seed,
         bank_method=args.bank_method, device=str(device),
         cache_dir=os.path.join(args.save, args.dataset),
-        run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args),
-        progress=not args.no_progress)
+        run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
+                                       identity={"tag": tag, "GT": args.GT, "Noisy": args.Noisy,
+                                                 "max_retries": args.max_retries}),
+        max_retries=args.max_retries, progress=not args.no_progress)
 
-    def loader(name):
-        def load():
-            noisy = utils.load_image(os.path.join(noisy_folder, name))
-            clean = utils.load_image(os.path.join(gt_folder, name))
-            if noisy.pixels.shape != clean.pixels.shape:
-                raise UserError(f"{name}: GT is {clean.pixels.shape} but Noisy is {noisy.pixels.shape}")
-            return noisy, clean
-        return load
+    def read(name: str) -> tuple[utils.Image, utils.Image]:
+        noisy = utils.load_image(os.path.join(noisy_folder, name))
+        clean = utils.load_image(os.path.join(gt_folder, name))
+        if noisy.pixels.shape != clean.pixels.shape:
+            raise runner.SkippedImage(f"{name}: {args.GT} is {clean.pixels.shape[:2]} x {clean.pixels.shape[2]} "
+                                      f"but {args.Noisy} is {noisy.pixels.shape[:2]} x {noisy.pixels.shape[2]}")
+        return noisy, clean
 
     print(f"Denoising {len(names)} image(s) of {folder}: {runner.settings_summary(settings)}", flush=True)
-    return runner.run_dataset(((name, loader(name)) for name in names), settings)
+    return runner.run_dataset(names, read, settings)
 
 
 if __name__ == "__main__":

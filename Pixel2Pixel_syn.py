@@ -25,7 +25,7 @@ def paper_mm(noise_type: str, noise_level: float) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = runner.ArgumentParser(
         "Pixel2Pixel_syn.py", description="Zero-shot denoising of synthetic noise with Pixel2Pixel.")
     runner.add_common_arguments(
         parser, dataset="kodak", num_neighbors=16, loss="L1", mm_default=None,
@@ -44,11 +44,11 @@ def main(args=None) -> dict:
         args = parse_args(args)
     utils.check_noise_level(args.nt, args.nl)
     mm = args.mm if args.mm is not None else paper_mm(args.nt, args.nl)
-    runner.check_training_arguments(args, mm)
-    print(f"Using --mm {mm} ({'given' if args.mm is not None else f'paper rule for {args.nt} {args.nl:g}'})")
+    runner.check_arguments(args, mm, bank_distance=args.loss)
     device = utils.resolve_device(args.device)
     folder = runner.dataset_folder(args)
     names = runner.list_images(folder, only=args.images)
+    print(f"Using --mm {mm} ({'given' if args.mm is not None else f'paper rule for {args.nt} {args.nl:g}'})")
     tag = runner.setting_tag([args.nt, f"{args.nl:g}", f"ws{args.ws}", f"ps{args.ps}", f"nn{args.nn}", f"mm{mm}",
                               args.loss, f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method])
     settings = runner.Settings(
@@ -56,20 +56,19 @@ def main(args=None) -> dict:
         loss=args.loss, out_activation="sigmoid", iterations=args.max_epoch, seed=args.seed,
         bank_method=args.bank_method, device=str(device),
         cache_dir=os.path.join(args.save, args.dataset),
-        run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args),
-        progress=not args.no_progress)
+        run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
+                                       identity={"tag": tag, "max_retries": args.max_retries}),
+        max_retries=args.max_retries, progress=not args.no_progress)
 
-    def loader(name):
-        def load():
-            clean = utils.load_image(os.path.join(folder, name))
-            # Each image's noise is seeded by the run seed and its own name only.
-            rng = np.random.default_rng(utils.image_seed(args.seed, name))
-            noisy = utils.add_noise(clean.pixels, args.nt, args.nl, rng)
-            return utils.Image(noisy, clean.bit_depth), clean
-        return load
+    def read(name: str) -> tuple[utils.Image, utils.Image]:
+        clean = utils.load_image(os.path.join(folder, name))
+        # Each image's noise is seeded by the run seed and its own name only.
+        rng = np.random.default_rng(utils.image_seed(args.seed, name))
+        noisy = utils.add_noise(clean.pixels, args.nt, args.nl, rng)
+        return utils.Image(noisy, clean.bit_depth), clean
 
     print(f"Denoising {len(names)} image(s) of {folder}: {runner.settings_summary(settings)}", flush=True)
-    return runner.run_dataset(((name, loader(name)) for name in names), settings)
+    return runner.run_dataset(names, read, settings)
 
 
 if __name__ == "__main__":

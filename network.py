@@ -94,3 +94,24 @@ def denoise(model: Pixel2PixelNet, noisy: torch.Tensor) -> torch.Tensor:
     """C x H x W -> clamp(net(noisy), 0, 1), C x H x W."""
     model.eval()
     return torch.clamp(model(noisy[None]), 0.0, 1.0)[0]
+
+
+# A channel whose output is this flat and this far from the noisy input's mean has
+# collapsed (the all-black images others saw with the release): a real flat image
+# keeps its mean, and noise of any kind here moves the mean by less.
+COLLAPSE_STD = 1.0 / 255
+COLLAPSE_MEAN_SHIFT = 0.1
+
+
+def training_failure(losses: torch.Tensor, denoised: torch.Tensor, noisy: torch.Tensor) -> str | None:
+    """Why this training run failed, or None: a non-finite loss or output, or an
+    output channel collapsed to a constant far from the input (C x H x W tensors)."""
+    if not torch.isfinite(losses).all():
+        return "non-finite loss"
+    if not torch.isfinite(denoised).all():
+        return "non-finite output"
+    flat = denoised.flatten(1).std(dim=1) < COLLAPSE_STD
+    shifted = (denoised.flatten(1).mean(dim=1) - noisy.flatten(1).mean(dim=1)).abs() > COLLAPSE_MEAN_SHIFT
+    if (flat & shifted).any():
+        return "collapsed output"
+    return None

@@ -41,9 +41,8 @@ def window_range(window_size: int) -> tuple[int, int]:
     return -(window_size // 2), window_size - window_size // 2 - 1
 
 
-def check_bank_parameters(height: int, width: int, window_size: int, patch_size: int,
-                          num_neighbors: int, distance: str) -> None:
-    """Raise UserError for parameters that cannot give a bank for an H x W image."""
+def check_matching_parameters(window_size: int, patch_size: int, num_neighbors: int, distance: str) -> None:
+    """Raise UserError for matching parameters that cannot give a bank."""
     if window_size < 1:
         raise UserError(f"--ws {window_size}: the window size must be >= 1")
     if patch_size < 1 or patch_size % 2 == 0:
@@ -52,11 +51,14 @@ def check_bank_parameters(height: int, width: int, window_size: int, patch_size:
         raise UserError(f"--nn {num_neighbors}: must be between 1 and ws*ws = {window_size * window_size}")
     if distance not in DISTANCES:
         raise UserError(f"--loss {distance}: unknown; choose L1 or L2")
+
+
+def check_image_size(height: int, width: int, window_size: int, patch_size: int, name: str = "image") -> None:
+    """Reflect padding cannot pad by as much as the image side; refusing is clearer
+    than silently switching to another padding that would change the bank."""
     pad = window_size // 2 + patch_size // 2
     if pad >= min(height, width):
-        # Reflect padding cannot pad by as much as the image side; refusing is clearer
-        # than silently switching to another padding that would change the bank.
-        raise UserError(f"image of {height} x {width} pixels is too small for --ws {window_size} --ps {patch_size}: "
+        raise UserError(f"{name} of {height} x {width} pixels is too small for --ws {window_size} --ps {patch_size}: "
                         f"both sides must exceed ws//2 + ps//2 = {pad}; lower --ws/--ps")
 
 
@@ -170,7 +172,8 @@ def match_offsets(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 
     if noisy.dim() != 3:
         raise ValueError(f"expected a C x H x W tensor, got shape {tuple(noisy.shape)}")
     _, height, width = noisy.shape
-    check_bank_parameters(height, width, window_size, patch_size, num_neighbors, distance)
+    check_matching_parameters(window_size, patch_size, num_neighbors, distance)
+    check_image_size(height, width, window_size, patch_size)
     if method not in BANK_METHODS:
         raise UserError(f"--bank_method {method}: unknown; choose one of {', '.join(BANK_METHODS)}")
     noisy = noisy.float().contiguous()

@@ -7,10 +7,12 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,7 +22,23 @@ import pixel_bank
 import utils
 from utils import UserError
 
-CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "bank_seconds", "train_seconds", "bank_cached", "device"]
+CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "bank_seconds", "train_seconds", "bank_cached", "device",
+              "attempts", "status"]
+RETRY_SEED_STEP = 1000  # attempt k trains with seed + k * RETRY_SEED_STEP
+# Full-image fp32 training on the CPU peaks near 2 KB a pixel (measured: 2,047 bytes
+# between 128 x 128 and 384 x 384 RGB); with margin, for refusing images up front.
+TRAIN_BYTES_PER_PIXEL = 2500
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are a UserError (one line), not usage text and exit."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+class SkippedImage(UserError):
+    """A problem with one file of a dataset: the file is skipped, the run goes on."""
 SAMPLE_DATASET = "sample"
 SAMPLE_CROP = 128  # sample images are 128 x 128 crops: see make_sample_dataset
 
@@ -55,6 +73,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
     parser.add_argument("--bank_method", default="shift", choices=list(pixel_bank.BANK_METHODS),
                         help="block matching: shift (per-offset, fast, default) or unfold (the release's "
                              "patch materialisation); both give the same bank")
+    parser.add_argument("--max_retries", type=int, default=2,
+                        help="retrain an image whose training diverged or collapsed (non-finite loss, flat "
+                             f"output far from the input) up to this many times, seed + {RETRY_SEED_STEP} "
+                             "each time (default: 2; 0 keeps the release's behaviour)")
     parser.add_argument("--images", nargs="+", metavar="NAME",
                         help="process only these file names of the dataset (default: all)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
@@ -76,10 +98,15 @@ class Settings:
     device: str
     cache_dir: str
     run_dir: str
+    max_retries: int = 2
     progress: bool = True
 
 
-def check_training_arguments(args: argparse.Namespace, mm: int) -> None:
+def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> None:
+    """Every flag checked before any work starts."""
+    pixel_bank.check_matching_parameters(args.ws, args.ps, args.nn, bank_distance)
+    if args.max_retries < 0:
+        raise UserError(f"--max_retries {args.max_retries}: must be >= 0")
     if args.max_epoch < 1:
         raise UserError(f"--max_epoch {args.max_epoch}: must be >= 1")
     if mm < 2:
@@ -92,13 +119,25 @@ def setting_tag(parts: list) -> str:
     return "_".join(str(part) for part in parts)
 
 
-def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace) -> str:
+def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace, identity: dict) -> str:
+    """The run folder for these settings. A folder holding results of other settings
+    (what the tag does not name: `identity`) is refused rather than mixed."""
     run_dir = os.path.join(out_image, dataset, tag)
+    info_path = os.path.join(run_dir, "run.json")
+    if os.path.exists(info_path):
+        try:
+            with open(info_path) as handle:
+                stored = json.load(handle).get("identity")
+        except (OSError, ValueError):
+            stored = None
+        if stored is not None and stored != identity:
+            raise UserError(f"--out_image: {run_dir} holds results made with other settings ({stored}); "
+                            f"use another --out_image or remove that folder")
     try:
         os.makedirs(run_dir, exist_ok=True)
-        info = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        info = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), "identity": identity,
                 "arguments": vars(args), **environment_info()}
-        utils.atomic_write_text(os.path.join(run_dir, "run.json"), json.dumps(info, indent=2) + "\n")
+        utils.atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     except OSError as error:
         raise UserError(f"--out_image {out_image}: cannot write there ({error.strerror})") from None
     return run_dir
@@ -187,6 +226,25 @@ def get_offsets(noisy: torch.Tensor, stem: str, settings: Settings) -> tuple[tor
     return offsets, distances, False
 
 
+def train_with_retries(file_name: str, bank: torch.Tensor, noisy: torch.Tensor,
+                       settings: Settings) -> tuple[torch.Tensor, int, str]:
+    """Train and denoise; a diverged or collapsed run is retried with another seed.
+    Returns (denoised C x H x W, attempts, status: 'ok' or the last failure)."""
+    for attempt in range(settings.max_retries + 1):
+        seed = settings.seed + attempt * RETRY_SEED_STEP
+        model, losses = network.train_network(bank, settings.loss, settings.out_activation, settings.iterations,
+                                              seed, progress=settings.progress,
+                                              description=os.path.splitext(file_name)[0])
+        denoised = network.denoise(model, noisy)
+        failure = network.training_failure(losses, denoised, noisy)
+        if failure is None:
+            return denoised, attempt + 1, "ok"
+        retry = f"; retrying with seed {seed + RETRY_SEED_STEP}" if attempt < settings.max_retries else ""
+        print(f"warning: {file_name}: training with seed {seed} gave a {failure}{retry}", file=sys.stderr,
+              flush=True)
+    return denoised, settings.max_retries + 1, failure
+
+
 def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> dict:
     """Bank, training, evaluation and outputs for one image. Prints the release's lines."""
     device = torch.device(settings.device)
@@ -199,27 +257,28 @@ def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settin
     utils.synchronize(device)
     bank_seconds = time.perf_counter() - start
     height, width = noisy_tensor.shape[1:]
-    print(f"Processed {file_name} in {bank_seconds:.2f} seconds. Pixel bank shape: "
-          f"{[height, width, settings.num_neighbors, noisy_tensor.shape[0]]}" + (" (cached)" if cached else ""),
-          flush=True)
+    # The release's line; its bank was stored H x W x nn x C.
+    bank_shape = torch.Size([height, width, settings.num_neighbors, noisy_tensor.shape[0]])
+    print(f"Processed {file_name} in {bank_seconds:.2f} seconds. Pixel bank shape: {bank_shape}"
+          + (" (cached)" if cached else ""), flush=True)
 
     start = time.perf_counter()
-    model, _ = network.train_network(bank, settings.loss, settings.out_activation, settings.iterations,
-                                     settings.seed, progress=settings.progress, description=stem)
-    denoised = utils.to_numpy(network.denoise(model, noisy_tensor))
+    denoised_tensor, attempts, status = train_with_retries(file_name, bank, noisy_tensor, settings)
+    denoised = utils.to_numpy(denoised_tensor)
     utils.synchronize(device)
     train_seconds = time.perf_counter() - start
 
     denoised_integers = utils.quantize(denoised, clean.bit_depth)
-    utils.save_image(os.path.join(settings.run_dir, f"{stem}.png"), denoised_integers)
     utils.save_image(os.path.join(settings.run_dir, f"{stem}_noisy.png"), utils.quantize(noisy.pixels, clean.bit_depth))
+    # The denoised image last: its presence marks the image as done, with its CSV row.
+    utils.save_image(os.path.join(settings.run_dir, f"{stem}.png"), denoised_integers)
     psnr_value = utils.psnr(clean.pixels, denoised)
     ssim_value = utils.ssim(utils.quantize(clean.pixels, clean.bit_depth), denoised_integers, clean.max_value)
     print(f"Image: {file_name} | PSNR: {psnr_value:.2f} dB | SSIM: {ssim_value:.4f}", flush=True)
     return {"image": file_name, "psnr": f"{psnr_value:.4f}", "ssim": f"{ssim_value:.6f}",
             "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}",
             "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
-            "bank_cached": int(cached), "device": describe_device(device)}
+            "bank_cached": int(cached), "device": describe_device(device), "attempts": attempts, "status": status}
 
 
 def describe_device(device: torch.device) -> str:
@@ -228,20 +287,70 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def run_dataset(items, settings: Settings) -> dict[str, float]:
-    """items: iterable of (file name, loader) where loader() -> (noisy, clean).
-    Writes each image's row as soon as it finishes; prints the release's average line."""
+def available_memory_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None  # unknown: no refusal
+
+
+def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils.Image]],
+                  settings: Settings) -> tuple[list[str], list[str]]:
+    """Read every image once before any work, so a bad file is found in seconds, not
+    hours in. Returns (names to process, 'name: reason' of each skipped file): a file
+    that cannot be read, does not match its pair, is too small for the window, or
+    needs more memory than the machine has is skipped with a warning."""
+    usable, skipped = [], []
+    available = available_memory_bytes(torch.device(settings.device))
+    for name in names:
+        try:
+            noisy, _ = read(name)
+            height, width = noisy.pixels.shape[:2]
+            pixel_bank.check_image_size(height, width, settings.window_size, settings.patch_size, name)
+            needed = TRAIN_BYTES_PER_PIXEL * height * width
+            if available is not None and needed > available:
+                raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB to train "
+                                   f"on the full image, {available / 2 ** 30:.1f} GiB is free")
+        except UserError as error:
+            print(f"warning: skipping {error}", file=sys.stderr, flush=True)
+            skipped.append(str(error))
+            continue
+        usable.append(name)
+    return usable, skipped
+
+
+def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils.Image]],
+                settings: Settings) -> dict:
+    """read(name) -> (noisy, clean). Images already in results.csv (with their denoised
+    PNG) are not redone; each new row is written as soon as its image finishes.
+    Prints the release's average line over every image of this run that has a row."""
     results = utils.ResultsCSV(os.path.join(settings.run_dir, "results.csv"), CSV_FIELDS)
-    psnrs, ssims = [], []
-    for file_name, load in items:
-        noisy, clean = load()
-        row = process_image(file_name, noisy, clean, settings)
-        results.add(row)
-        psnrs.append(float(row["psnr"]))
-        ssims.append(float(row["ssim"]))
-    average_psnr, average_ssim = float(np.mean(psnrs)), float(np.mean(ssims))
-    print(f"Average PSNR: {average_psnr:.2f} dB, Average SSIM: {average_ssim:.4f}", flush=True)
-    return {"psnr": average_psnr, "ssim": average_ssim, "images": len(psnrs), "csv": results.path}
+    usable, skipped = check_dataset(names, read, settings)
+    finished = {row["image"]: row for row in results.rows
+                if os.path.exists(os.path.join(settings.run_dir, os.path.splitext(row["image"])[0] + ".png"))}
+    rows = []
+    for file_name in usable:
+        if file_name in finished:
+            row = finished[file_name]
+            print(f"Skipping {file_name}: already in results.csv (PSNR {float(row['psnr']):.2f} dB)", flush=True)
+        else:
+            noisy, clean = read(file_name)
+            row = process_image(file_name, noisy, clean, settings)
+            results.add(row)
+        rows.append(row)
+    summary = {"images": len(rows), "csv": results.path, "skipped": skipped,
+               "psnr": float("nan"), "ssim": float("nan")}
+    if rows:
+        summary["psnr"] = float(np.mean([float(row["psnr"]) for row in rows]))
+        summary["ssim"] = float(np.mean([float(row["ssim"]) for row in rows]))
+        print(f"Average PSNR: {summary['psnr']:.2f} dB, Average SSIM: {summary['ssim']:.4f}", flush=True)
+    return summary
 
 
 def settings_summary(settings: Settings) -> str:
@@ -250,13 +359,24 @@ def settings_summary(settings: Settings) -> str:
                                                             "loss", "iterations", "seed", "device"))
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cli(main) -> None:
-    """Run an entry script's main: a user's mistake is one line on stderr, exit 2."""
+    """Run an entry script's main: a user's mistake is one line on stderr and exit 2;
+    skipped files exit 1 after the rest ran; Ctrl-C or SIGTERM exit 130, with every
+    finished image kept (rows and images are written atomically)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        main()
+        summary = main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished images are kept in results.csv", file=sys.stderr)
+        print("interrupted: finished images are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
+    if summary["skipped"]:
+        print(f"error: skipped {len(summary['skipped'])} image(s): {'; '.join(summary['skipped'])}",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,265 @@
+"""Bad input, interrupted runs and failed training (issue 5)."""
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+import network
+import pixel_bank
+import Pixel2Pixel_real
+import Pixel2Pixel_syn
+import runner
+import utils
+from utils import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress"]
+RESULT_COLUMNS = ["image", "psnr", "ssim", "noisy_psnr", "attempts", "status"]
+
+
+def syn_args(tmp_path, data, *extra, dataset="tiny"):
+    return ["--data_path", str(data), "--dataset", dataset, "--nt", "gauss", "--nl", "25", "--max_epoch", "3",
+            *SMALL, "--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out"), *extra]
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_script(script, argv, timeout=300):
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *argv], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------- flags
+@pytest.mark.parametrize("extra,message", [
+    (["--ws", "0"], "--ws 0"),
+    (["--ps", "4"], "--ps 4"),
+    (["--nn", "3"], "--mm 4: cannot exceed --nn 3"),
+    (["--mm", "1"], "--mm 1"),
+    (["--nl", "-5"], "--nl -5"),
+    (["--nt", "speckle"], "argument --nt: invalid choice: 'speckle'"),
+    (["--loss", "L3"], "argument --loss: invalid choice: 'L3'"),
+    (["--device", "gpu0"], "--device gpu0"),
+    (["--max_retries", "-1"], "--max_retries -1"),
+    (["--ws", "many"], "argument --ws: invalid int value: 'many'"),
+])
+def test_bad_flags_are_one_line_errors_before_any_work(tmp_path, clean_dataset, extra, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, *extra))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_bad_flag_from_the_command_line_is_one_line(tmp_path, clean_dataset):
+    result = run_script("Pixel2Pixel_syn.py", syn_args(tmp_path, clean_dataset, "--nt", "speckle"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: argument --nt: invalid choice: 'speckle'")
+
+
+def test_unwritable_output_folder(tmp_path, clean_dataset):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="--out_image .*cannot write there"):
+        Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--out_image", str(blocker / "out")))
+
+
+# ---------------------------------------------------------------------------- datasets
+def test_empty_dataset_folder(tmp_path):
+    (tmp_path / "data" / "empty").mkdir(parents=True)
+    (tmp_path / "data" / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(UserError, match="holds no images"):
+        Pixel2Pixel_syn.main(syn_args(tmp_path, tmp_path / "data", dataset="empty"))
+
+
+def test_corrupt_and_non_image_files(tmp_path, clean_dataset):
+    folder = clean_dataset / "tiny"
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "readme.txt").write_text("ignored: not an image name")
+    result = run_script("Pixel2Pixel_syn.py", syn_args(tmp_path, clean_dataset))
+    assert result.returncode == 1
+    assert "warning: skipping cannot read image" in result.stderr and "broken.png" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: skipped 1 image(s): cannot read image")
+    rows = read_rows(next((tmp_path / "out" / "tiny").iterdir()) / "results.csv")
+    assert [row["image"] for row in rows] == ["gray.png", "rgb.png"]  # the others ran
+    average = re.search(r"Average PSNR: (\d+\.\d\d) dB", result.stdout).group(1)
+    assert average == f"{np.mean([float(r['psnr']) for r in rows]):.2f}"
+
+
+def test_image_too_small_for_the_window_is_skipped(tmp_path, clean_dataset):
+    utils.save_image(str(clean_dataset / "tiny" / "small.png"), np.zeros((5, 50, 3), np.uint8))
+    summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset))
+    assert summary["images"] == 2
+    assert len(summary["skipped"]) == 1 and "small.png of 5 x 50 pixels is too small" in summary["skipped"][0]
+
+
+def test_gt_and_noisy_with_other_names(tmp_path, real_dataset):
+    utils.save_image(str(real_dataset / "pairs" / "GT" / "b.png"), np.zeros((30, 30, 3), np.uint8))
+    with pytest.raises(UserError, match=r"lack a partner of the same name, e\.g\. b\.png in .*GT"):
+        Pixel2Pixel_real.main(["--data_path", str(real_dataset), "--dataset", "pairs", "--nn", "8", "--mm", "4",
+                               *SMALL, "--out_image", str(tmp_path / "out")])
+
+
+def test_gt_and_noisy_of_other_sizes_are_skipped(tmp_path, real_dataset):
+    utils.save_image(str(real_dataset / "pairs" / "GT" / "b.png"), np.zeros((30, 30, 3), np.uint8))
+    utils.save_image(str(real_dataset / "pairs" / "Noisy" / "b.png"), np.zeros((30, 31, 3), np.uint8))
+    summary = Pixel2Pixel_real.main(["--data_path", str(real_dataset), "--dataset", "pairs", "--nn", "8",
+                                     "--mm", "4", "--max_epoch", "2", *SMALL, "--save", str(tmp_path / "c"),
+                                     "--out_image", str(tmp_path / "out")])
+    assert summary["images"] == 1
+    assert summary["skipped"] == ["b.png: GT is (30, 30) x 3 but Noisy is (30, 31) x 3"]
+
+
+def test_image_too_large_for_memory_is_refused_up_front(tmp_path, clean_dataset, monkeypatch):
+    monkeypatch.setattr(runner, "available_memory_bytes", lambda device: 1_000_000)
+    summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset))
+    assert summary["images"] == 0
+    assert all("GiB to train" in reason for reason in summary["skipped"])
+
+
+# ---------------------------------------------------------------------------- 16-bit, gray
+def test_sixteen_bit_gray_and_colour_through_the_pipeline(tmp_path):
+    folder = tmp_path / "data" / "deep"
+    folder.mkdir(parents=True)
+    colour = (skdata.astronaut()[60:100, 200:244].astype(np.uint16) * 257)
+    utils.save_image(str(folder / "colour16.png"), colour)
+    utils.save_image(str(folder / "gray16.png"), colour[:, :, 1])
+    summary = Pixel2Pixel_syn.main(syn_args(tmp_path, tmp_path / "data", dataset="deep"))
+    assert summary["images"] == 2
+    run_dir = os.path.dirname(summary["csv"])
+    for name, channels in (("colour16", 3), ("gray16", 1)):
+        out = utils.load_image(os.path.join(run_dir, f"{name}.png"))
+        assert out.bit_depth == 16 and out.pixels.shape == (40, 44, channels)
+
+
+# ---------------------------------------------------------------------------- cache
+def test_truncated_or_foreign_bank_cache_is_rebuilt(tmp_path, clean_dataset):
+    argv = syn_args(tmp_path, clean_dataset, "--images", "rgb.png")
+    first = read_rows(Pixel2Pixel_syn.main(argv)["csv"])[0]
+    (cache_file,) = (tmp_path / "cache" / "tiny").iterdir()
+    content = cache_file.read_bytes()
+    cache_file.write_bytes(content[:len(content) // 2])  # a run killed while writing, without atomic rename
+    again = read_rows(Pixel2Pixel_syn.main(argv + ["--out_image", str(tmp_path / "o2")])["csv"])[0]
+    assert again["bank_cached"] == "0" and again["psnr"] == first["psnr"]
+    # A complete file written for another key (a copied or renamed cache) is not trusted either.
+    key = cache_file.name.rsplit("_", 1)[1][:-4]
+    assert pixel_bank.load_cached_bank(str(cache_file), key) is not None
+    assert pixel_bank.load_cached_bank(str(cache_file), "0" * len(key)) is None
+
+
+# ---------------------------------------------------------------------------- training failures
+def test_training_failure_detection():
+    noisy = torch.rand(3, 20, 20) * 0.4
+    fine_losses = torch.full((10,), 0.1)
+    assert network.training_failure(fine_losses, noisy.clone(), noisy) is None
+    flat_grey = torch.full_like(noisy, float(noisy.mean()))  # a legitimately flat result
+    assert network.training_failure(fine_losses, flat_grey, noisy) is None
+    black = torch.zeros_like(noisy)
+    assert network.training_failure(fine_losses, black, noisy) == "collapsed output"
+    one_black_channel = noisy.clone()
+    one_black_channel[1] = 0
+    assert network.training_failure(fine_losses, one_black_channel, noisy) == "collapsed output"
+    assert network.training_failure(torch.tensor([0.1, float("nan")]), noisy, noisy) == "non-finite loss"
+
+
+def test_failed_training_is_retried_with_another_seed(tmp_path, clean_dataset, monkeypatch, capsys):
+    seeds = []
+    real_train = network.train_network
+
+    def first_attempt_diverges(bank, loss, out_activation, iterations, seed, **kwargs):
+        seeds.append(seed)
+        model, losses = real_train(bank, loss, out_activation, iterations, seed, **kwargs)
+        if len(seeds) == 1:
+            losses[1] = float("nan")
+        return model, losses
+
+    monkeypatch.setattr(network, "train_network", first_attempt_diverges)
+    summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "rgb.png"))
+    (row,) = read_rows(summary["csv"])
+    assert seeds == [123, 123 + runner.RETRY_SEED_STEP]
+    assert row["attempts"] == "2" and row["status"] == "ok"
+    assert "training with seed 123 gave a non-finite loss; retrying with seed 1123" in capsys.readouterr().err
+
+
+def test_a_real_collapse_is_detected():
+    """On this dark image the sigmoid output of the release's training collapses to
+    black for some seeds (here 1123) and not for others (123)."""
+    clean = skdata.camera()[100:136, 200:240, None].astype(np.float32) / 255
+    noisy = utils.add_noise(clean, "gauss", 25, np.random.default_rng(utils.image_seed(123, "dark.png")))
+    image = utils.to_tensor(noisy, "cpu")
+    bank, _ = pixel_bank.build_pixel_bank(image, 10, 3, 4, "L1")
+    verdicts = {}
+    for seed in (123, 1123):
+        model, losses = network.train_network(bank, "L1", iterations=150, seed=seed, progress=False)
+        verdicts[seed] = network.training_failure(losses, network.denoise(model, image), image)
+    assert verdicts == {123: None, 1123: "collapsed output"}
+
+
+def test_collapse_that_persists_is_reported(tmp_path, clean_dataset, monkeypatch, capsys):
+    monkeypatch.setattr(network, "denoise", lambda model, noisy: torch.zeros_like(noisy))
+    summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "rgb.png", "--max_retries", "1"))
+    (row,) = read_rows(summary["csv"])
+    assert row["attempts"] == "2" and row["status"] == "collapsed output"
+    err = capsys.readouterr().err
+    assert "retrying with seed 1123" in err and "training with seed 1123 gave a collapsed output\n" in err
+
+
+# ---------------------------------------------------------------------------- interruption
+def test_killed_run_resumes_to_the_same_csv(tmp_path, clean_dataset):
+    folder = clean_dataset / "tiny"
+    for index in range(3):  # more images, so the kill lands mid-dataset
+        utils.save_image(str(folder / f"extra{index}.png"), skdata.astronaut()[120 + 20 * index:160 + 20 * index,
+                                                                                    100:140].copy())
+    argv = syn_args(tmp_path, clean_dataset, "--max_epoch", "60")
+    reference_argv = argv + ["--save", str(tmp_path / "cache_ref"), "--out_image", str(tmp_path / "ref")]
+    reference = run_script("Pixel2Pixel_syn.py", reference_argv)
+    assert reference.returncode == 0, reference.stderr
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finished = 0
+    for line in process.stdout:  # kill after the second image finished, mid-way through the third
+        finished += line.startswith("Image: ")
+        if finished == 2:
+            time.sleep(0.3)
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    run_dir = next((tmp_path / "out" / "tiny").iterdir())
+    assert len(read_rows(run_dir / "results.csv")) == 2
+    resumed = run_script("Pixel2Pixel_syn.py", argv)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("Skipping ") == 2 and resumed.stdout.count("Image: ") == 3
+    ref_rows = read_rows(next((tmp_path / "ref" / "tiny").iterdir()) / "results.csv")
+    got_rows = read_rows(run_dir / "results.csv")
+    project = lambda rows: sorted([row[c] for c in RESULT_COLUMNS] for row in rows)
+    assert project(got_rows) == project(ref_rows)
+    assert not [p for p in run_dir.iterdir() if ".partial" in p.name]
+
+
+def test_sigterm_exits_130_and_keeps_finished_rows(tmp_path, clean_dataset):
+    argv = syn_args(tmp_path, clean_dataset, "--max_epoch", "3000")
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("Processed "):  # training of the first image has begun
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted: finished images are kept")
+
+
+def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_dataset):
+    Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png"))
+    with pytest.raises(UserError, match="holds results made with other settings"):
+        Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png", "--max_retries", "0"))
