@@ -63,7 +63,7 @@ def check_image_size(height: int, width: int, window_size: int, patch_size: int,
                         f"both sides must exceed ws//2 + ps//2 = {pad}; lower --ws/--ps")
 
 
-def _unfold_tile_shape(height: int, width: int, bytes_per_pixel: int, budget: int) -> tuple[int, int]:
+def _tile_shape(height: int, width: int, bytes_per_pixel: int, budget: int) -> tuple[int, int]:
     pixels = max(1, budget // bytes_per_pixel)
     side = max(1, math.isqrt(pixels))
     tile_h = min(height, side)
@@ -82,7 +82,7 @@ def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_ne
     padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0]  # C x H+2pad x W+2pad
     features = channels * ps * ps
     # win, and the difference computed from it in place: 2 tensors of features*ws*ws floats a pixel
-    tile_h, tile_w = _unfold_tile_shape(height, width, 2 * features * ws * ws * 4, memory_budget)
+    tile_h, tile_w = _tile_shape(height, width, 2 * features * ws * ws * 4, memory_budget)
 
     offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
     distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
@@ -137,7 +137,7 @@ def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_nei
     low, _ = window_range(ws)
     padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0].contiguous()  # C x Hp x Wp
     stride_c, stride_h, _ = padded.stride()
-    tile_h, tile_w = _unfold_tile_shape(height, width, ws * ws * 4 * 2, memory_budget)
+    tile_h, tile_w = _tile_shape(height, width, ws * ws * 4 * 2, memory_budget)
     offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
     distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,13 +40,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 class SkippedImage(UserError):
     """A problem with one file of a dataset: the file is skipped, the run goes on."""
+
+
 SAMPLE_DATASET = "sample"
 SAMPLE_CROP = 128  # sample images are 128 x 128 crops: see make_sample_dataset
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_neighbors: int,
                          loss: str, mm_help: str, mm_default: int | None) -> None:
-    """The release's flags and defaults, plus --device, --seed, --max_epoch, --bank_method."""
+    """The release's flags and defaults, plus --device, --seed, --max_epoch, --bank_method,
+    --max_retries, --images and --no_progress."""
     parser.add_argument("--data_path", default="./data", help="folder holding the datasets (default: ./data)")
     parser.add_argument("--dataset", default=dataset,
                         help=f"dataset folder under --data_path (default: {dataset}); "
@@ -177,21 +181,25 @@ def make_sample_dataset(folder: str) -> None:
     """A dataset that needs no download: 128 x 128 crops of two colour photographs that
     scikit-image installs with itself. Clean images at the top (synthetic script) and
     GT/ + Noisy/ pairs (real script), whose noise is a fixed-seed Poisson-Gaussian
-    stand-in for camera noise, stored as 8-bit JPEG-free PNG. Small enough that the
-    README's first command finishes in minutes on a 2-core CPU."""
+    stand-in for camera noise, stored as 8-bit PNG. Small enough that the README's
+    first command finishes in minutes on a 2-core CPU. Built beside the target and
+    renamed into place, so an interrupted first run leaves no half-made dataset."""
     from skimage import data as skdata
 
     crops = {"astronaut": skdata.astronaut()[40:40 + SAMPLE_CROP, 180:180 + SAMPLE_CROP],
              "coffee": skdata.coffee()[150:150 + SAMPLE_CROP, 200:200 + SAMPLE_CROP]}
     rng = np.random.default_rng(20250101)
+    building = folder.rstrip(os.sep) + ".partial"
+    shutil.rmtree(building, ignore_errors=True)
     for sub in ("", "GT", "Noisy"):
-        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        os.makedirs(os.path.join(building, sub), exist_ok=True)
     for name, crop in crops.items():
         clean = crop.astype(np.float32) / 255.0
         noisy = rng.poisson(clean * 60.0) / 60.0 + rng.normal(0.0, 0.02, clean.shape)
         for sub, pixels in (("", clean), ("GT", clean), ("Noisy", noisy)):
-            utils.save_image(os.path.join(folder, sub, f"{name}.png"),
+            utils.save_image(os.path.join(building, sub, f"{name}.png"),
                              np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    os.rename(building, folder)
 
 
 def dataset_folder(args: argparse.Namespace) -> str:
