@@ -261,7 +261,7 @@ def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settin
     noisy_tensor = utils.to_tensor(noisy.pixels, device)  # C x H x W
 
     start = time.perf_counter()
-    offsets, distances, cached = get_offsets(noisy_tensor, stem, settings)
+    offsets, _, cached = get_offsets(noisy_tensor, stem, settings)
     bank = pixel_bank.gather_bank(noisy_tensor, offsets.to(device), settings.mm)  # mm x C x H x W
     utils.synchronize(device)
     bank_seconds = time.perf_counter() - start

@@ -91,7 +91,8 @@ def test_syn_mm_rule_and_explicit_mm(tmp_path, clean_dataset, capsys):
 
 def test_real_end_to_end(tmp_path, real_dataset, capsys):
     summary = Pixel2Pixel_real.main(["--data_path", str(real_dataset), "--dataset", "pairs", "--nn", "12",
-                                     "--mm", "6", "--max_epoch", "150", *SMALL[:4], *SMALL[6:],
+                                     "--mm", "6", "--max_epoch", "150", "--ws", "10", "--ps", "3",
+                                     "--device", "cpu", "--no_progress",
                                      *outputs(tmp_path)])
     printed = capsys.readouterr().out
     assert re.search(r"^Image: a\.png \| PSNR: \d+\.\d\d dB \| SSIM: \d\.\d{4}$", printed, re.M)
