@@ -71,6 +71,17 @@ def _tile_shape(height: int, width: int, bytes_per_pixel: int, budget: int) -> t
     return tile_h, tile_w
 
 
+def _store_tile(offsets: torch.Tensor, distances: torch.Tensor, best: torch.Tensor, index: torch.Tensor,
+                window_size: int, y0: int, x0: int, tile_h: int, tile_w: int) -> None:
+    """Write one tile's nearest candidates (best, index: nn x tile_h*tile_w, index a
+    raster position in the window) into the image-wide outputs as offsets."""
+    low, _ = window_range(window_size)
+    entries = best.shape[0]
+    distances[:, y0:y0 + tile_h, x0:x0 + tile_w] = best.reshape(entries, tile_h, tile_w)
+    for axis, position in enumerate((index // window_size, index % window_size)):
+        offsets[:, axis, y0:y0 + tile_h, x0:x0 + tile_w] = (position + low).reshape(entries, tile_h, tile_w)
+
+
 def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
                   distance: str, memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The release's algorithm: materialise every candidate patch with F.unfold.
@@ -86,7 +97,6 @@ def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_ne
 
     offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
     distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
-    low, _ = window_range(ws)
     for y0 in range(0, height, tile_h):
         for x0 in range(0, width, tile_w):
             th, tw = min(tile_h, height - y0), min(tile_w, width - x0)
@@ -103,9 +113,7 @@ def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_ne
             dist = diff.sum(dim=0)  # ws*ws x th*tw
             del windows, diff
             best, index = torch.topk(dist, k=num_neighbors, dim=0, largest=False, sorted=True)
-            distances[:, y0:y0 + th, x0:x0 + tw] = best.view(num_neighbors, th, tw)
-            offsets[:, 0, y0:y0 + th, x0:x0 + tw] = (index // ws + low).view(num_neighbors, th, tw).to(torch.int16)
-            offsets[:, 1, y0:y0 + th, x0:x0 + tw] = (index % ws + low).view(num_neighbors, th, tw).to(torch.int16)
+            _store_tile(offsets, distances, best, index, ws, y0, x0, th, tw)
     return offsets, distances
 
 
@@ -164,10 +172,7 @@ def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_nei
                 per_pixel = diff if per_pixel is None else per_pixel.add_(diff)
             candidates[:, ky * ws:(ky + 1) * ws] = _box_sum(per_pixel, ps).reshape(ws, th * tw).T
         best, index = torch.topk(candidates, k=num_neighbors, dim=1, largest=False, sorted=True)
-        best, index = best.T, index.T  # nn x th*tw
-        distances[:, y0:y0 + th, x0:x0 + tw] = best.reshape(num_neighbors, th, tw)
-        offsets[:, 0, y0:y0 + th, x0:x0 + tw] = (index // ws + low).reshape(num_neighbors, th, tw).to(torch.int16)
-        offsets[:, 1, y0:y0 + th, x0:x0 + tw] = (index % ws + low).reshape(num_neighbors, th, tw).to(torch.int16)
+        _store_tile(offsets, distances, best.T, index.T, ws, y0, x0, th, tw)
 
     tiles = [(y0, x0) for y0 in range(0, height, tile_h) for x0 in range(0, width, tile_w)]
     threads = torch.get_num_threads()

@@ -19,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,7 +126,6 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ws {args.ws}, ps {args.ps}, "
           f"nn {args.nn}, {args.distance}")
     print(f"{'method':>8} {'image':^13} {'time':>11} {'peak memory':>15}")
-    import tempfile
     with tempfile.TemporaryDirectory() as scratch:
         methods = ([] if args.skip_release else ["release"]) + ["unfold", "shift"]
         results = {}

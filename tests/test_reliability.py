@@ -1,5 +1,4 @@
 """Bad input, interrupted runs and failed training (issue 5)."""
-import csv
 import os
 import re
 import signal
@@ -18,21 +17,15 @@ import Pixel2Pixel_real
 import Pixel2Pixel_syn
 import runner
 import utils
+from helpers import ROOT, SMALL, read_rows
 from utils import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ["--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress"]
 RESULT_COLUMNS = ["image", "psnr", "ssim", "noisy_psnr", "attempts", "status"]
 
 
 def syn_args(tmp_path, data, *extra, dataset="tiny"):
     return ["--data_path", str(data), "--dataset", dataset, "--nt", "gauss", "--nl", "25", "--max_epoch", "3",
             *SMALL, "--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out"), *extra]
-
-
-def read_rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def run_script(script, argv, timeout=300):

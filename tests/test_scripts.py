@@ -1,4 +1,3 @@
-import csv
 import os
 import re
 import subprocess
@@ -11,19 +10,12 @@ import torch
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
 import utils
+from helpers import ROOT, SMALL, read_rows
 from utils import UserError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ["--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress"]
 
 
 def outputs(tmp_path):
     return ["--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out")]
-
-
-def read_rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.mark.parametrize("noise_type,level", [("gauss", 25), ("saltpepper", 0.1)])
