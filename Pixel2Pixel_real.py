@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
+import network
 import runner
 import utils
 from utils import UserError
@@ -42,11 +43,13 @@ def main(args=None) -> dict:
     # The release's real script always matches with L2; --loss is the training loss only.
     runner.check_arguments(args, args.mm, bank_distance="L2")
     device = utils.resolve_device(args.device)
+    precision = network.resolve_precision(args.precision, device)
     folder = runner.dataset_folder(args)
     gt_folder, noisy_folder = os.path.join(folder, args.GT), os.path.join(folder, args.Noisy)
     names = paired_names(gt_folder, noisy_folder, args.images)
     tag = runner.setting_tag(["real", f"ws{args.ws}", f"ps{args.ps}", f"nn{args.nn}", f"mm{args.mm}", args.loss,
-                              f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method])
+                              f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method,
+                              precision])
     settings = runner.Settings(
         window_size=args.ws, patch_size=args.ps, num_neighbors=args.nn, mm=args.mm, bank_distance="L2",
         loss=args.loss, out_activation="none", iterations=args.max_epoch, seed=args.seed,
@@ -55,7 +58,7 @@ def main(args=None) -> dict:
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "GT": args.GT, "Noisy": args.Noisy,
                                                  "max_retries": args.max_retries}),
-        max_retries=args.max_retries, progress=not args.no_progress)
+        max_retries=args.max_retries, progress=not args.no_progress, precision=precision)
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         noisy = utils.load_image(os.path.join(noisy_folder, name))

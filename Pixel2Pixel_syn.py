@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+import network
 import runner
 import utils
 
@@ -46,11 +47,13 @@ def main(args=None) -> dict:
     mm = args.mm if args.mm is not None else paper_mm(args.nt, args.nl)
     runner.check_arguments(args, mm, bank_distance=args.loss)
     device = utils.resolve_device(args.device)
+    precision = network.resolve_precision(args.precision, device)
     folder = runner.dataset_folder(args)
     names = runner.list_images(folder, only=args.images)
     print(f"Using --mm {mm} ({'given' if args.mm is not None else f'paper rule for {args.nt} {args.nl:g}'})")
     tag = runner.setting_tag([args.nt, f"{args.nl:g}", f"ws{args.ws}", f"ps{args.ps}", f"nn{args.nn}", f"mm{mm}",
-                              args.loss, f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method])
+                              args.loss, f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method,
+                              precision])
     settings = runner.Settings(
         window_size=args.ws, patch_size=args.ps, num_neighbors=args.nn, mm=mm, bank_distance=args.loss,
         loss=args.loss, out_activation="sigmoid", iterations=args.max_epoch, seed=args.seed,
@@ -58,7 +61,7 @@ def main(args=None) -> dict:
         cache_dir=os.path.join(args.save, args.dataset),
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "max_retries": args.max_retries}),
-        max_retries=args.max_retries, progress=not args.no_progress)
+        max_retries=args.max_retries, progress=not args.no_progress, precision=precision)
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         clean = utils.load_image(os.path.join(folder, name))

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pixel_bank import sample_pseudo_instances
+from utils import UserError
 
 # Paper defaults, in one place (SPEC section 3).
 WIDTH = 64  # feature channels of every hidden convolution
@@ -19,6 +20,13 @@ LR_GAMMA = 0.5
 SEED = 123  # the release seeds torch and numpy with 123
 LOSSES = {"L1": F.l1_loss, "L2": F.mse_loss}
 OUT_ACTIVATIONS = ("sigmoid", "none")  # synthetic script: sigmoid; real script: none
+# fp32 is the release's arithmetic. bf16 runs the 3x3 convolutions under bf16 autocast
+# in channels_last layout (fp32 master weights, fp32 output layer and loss). auto picks
+# bf16 only on a device type where benchmarks/training_benchmark.py showed it equal to
+# fp32 in PSNR at full length (results/benchmarks/training_quality_*.txt), else fp32.
+PRECISIONS = ("fp32", "bf16", "auto")
+DEFAULT_PRECISION = "fp32"
+BF16_PROVEN = {"cpu": False, "cuda": False}
 
 
 class Pixel2PixelNet(nn.Module):
@@ -43,12 +51,39 @@ class Pixel2PixelNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.hidden:
             x = self.act(conv(x))
-        x = self.head(x)
+        # The output layer in fp32 even under autocast: bf16 keeps 8 significant bits,
+        # coarser than the 8- and 16-bit pixels the output is compared with. It is a
+        # 1x1 convolution to C channels, a small part of the work.
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.head(x.float())
         return torch.sigmoid(x) if self.out_activation == "sigmoid" else x
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 convolutions are native here: CUDA with bf16 (Ampere and later) or
+    a CPU with AVX-512 bf16 / AMX through oneDNN."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where the hardware has it and its quality is proven for this
+    device type, else 'fp32'; an explicit bf16 on hardware without it is refused rather
+    than run slowly through emulation."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if BF16_PROVEN.get(device.type, False) and bf16_supported(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        raise UserError(f"--precision bf16: {device} has no native bf16 arithmetic; use --precision fp32")
+    return precision
 
 
 def make_optimizer(model: nn.Module):
@@ -60,15 +95,22 @@ def make_optimizer(model: nn.Module):
 
 def train_network(bank: torch.Tensor, loss: str = "L1", out_activation: str = "sigmoid",
                   iterations: int = ITERATIONS, seed: int = SEED, progress: bool = True,
-                  description: str | None = None) -> tuple[Pixel2PixelNet, torch.Tensor]:
+                  description: str | None = None, precision: str = "fp32") -> tuple[Pixel2PixelNet, torch.Tensor]:
     """Train a fresh network on pseudo-instance pairs drawn from bank (mm x C x H x W,
-    on the device to train on). Returns the network and the loss of every iteration."""
+    on the device to train on). precision: 'fp32' or 'bf16' (resolve 'auto' first).
+    Returns the network and the loss of every iteration."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), got {precision!r}")
     device = bank.device
+    fast = precision == "bf16"
     # Initialise on the CPU from its own generator: the same weights on every device.
     init_generator = torch.Generator().manual_seed(seed)
     model = Pixel2PixelNet(bank.shape[1], out_activation, generator=init_generator).to(device)
+    if fast:
+        # oneDNN and cuDNN run bf16 convolutions fastest on NHWC tensors.
+        model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model)
     sampler_generator = torch.Generator(device=device).manual_seed(seed)
     loss_function = LOSSES[loss]
@@ -76,22 +118,34 @@ def train_network(bank: torch.Tensor, loss: str = "L1", out_activation: str = "s
     losses = torch.empty(iterations, device=device)
     bar = tqdm(range(iterations), desc=description, disable=not progress, leave=False,
                mininterval=1.0, dynamic_ncols=True)
-    for iteration in bar:
-        noisy_input, noisy_target = sample_pseudo_instances(bank, sampler_generator)
-        value = loss_function(model(noisy_input), noisy_target)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        scheduler.step()
-        losses[iteration] = value.detach()
-        if progress and (iteration + 1) % 100 == 0:
-            bar.set_postfix(loss=f"{losses[iteration].item():.5f}", refresh=False)
+    # Every iteration has the same shape, so cuDNN's autotuner pays for itself; the
+    # process's own setting is restored afterwards.
+    autotune_before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = autotune_before or (fast and device.type == "cuda")
+    try:
+        for iteration in bar:
+            noisy_input, noisy_target = sample_pseudo_instances(bank, sampler_generator)
+            if fast:
+                noisy_input = noisy_input.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                prediction = model(noisy_input)
+            value = loss_function(prediction, noisy_target)  # fp32: the head is fp32
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+            losses[iteration] = value.detach()
+            if progress and (iteration + 1) % 100 == 0:
+                bar.set_postfix(loss=f"{losses[iteration].item():.5f}", refresh=False)
+    finally:
+        torch.backends.cudnn.benchmark = autotune_before
     return model, losses.cpu()
 
 
 @torch.no_grad()
 def denoise(model: Pixel2PixelNet, noisy: torch.Tensor) -> torch.Tensor:
-    """C x H x W -> clamp(net(noisy), 0, 1), C x H x W."""
+    """C x H x W -> clamp(net(noisy), 0, 1), C x H x W, in fp32 whatever the training
+    precision: one forward pass, and the weights are fp32."""
     model.eval()
     return torch.clamp(model(noisy[None]), 0.0, 1.0)[0]
 
