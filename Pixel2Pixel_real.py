@@ -58,7 +58,8 @@ def main(args=None) -> dict:
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "GT": args.GT, "Noisy": args.Noisy,
                                                  "max_retries": args.max_retries}),
-        max_retries=args.max_retries, progress=not args.no_progress, precision=precision)
+        max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
+        batch_images=args.batch_images)
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         noisy = utils.load_image(os.path.join(noisy_folder, name))

@@ -1,6 +1,8 @@
 """The compact CNN and its training (SPEC section 3)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,22 +33,34 @@ BF16_PROVEN = {"cpu": False, "cuda": False}
 
 class Pixel2PixelNet(nn.Module):
     """conv3x3(C->64), four conv3x3(64->64), each followed by LeakyReLU(0.2), then
-    conv1x1(64->C) and an optional sigmoid. 149,699 parameters for C = 3."""
+    conv1x1(64->C) and an optional sigmoid. 149,699 parameters for C = 3.
+
+    With groups = G it is G independent networks side by side as grouped convolutions,
+    input and output 1 x G*C x H x W, so that one device trains G images at once:
+    network g is initialised from generator[g] exactly as a lone network from that
+    generator would be, and nothing mixes between groups."""
 
     def __init__(self, channels: int, out_activation: str = "sigmoid", width: int = WIDTH,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None, groups: int = 1):
         super().__init__()
         if out_activation not in OUT_ACTIVATIONS:
             raise ValueError(f"out_activation must be one of {OUT_ACTIVATIONS}, got {out_activation!r}")
-        self.out_activation = out_activation
-        convs = [nn.Conv2d(channels, width, 3, padding=1)]
-        convs += [nn.Conv2d(width, width, 3, padding=1) for _ in range(HIDDEN_3X3_LAYERS)]
+        generators = list(generator) if isinstance(generator, (list, tuple)) else [generator] * groups
+        if len(generators) != groups:
+            raise ValueError(f"{groups} groups need {groups} generators, got {len(generators)}")
+        self.out_activation, self.channels, self.width, self.groups = out_activation, channels, width, groups
+        convs = [nn.Conv2d(groups * channels, groups * width, 3, padding=1, groups=groups)]
+        convs += [nn.Conv2d(groups * width, groups * width, 3, padding=1, groups=groups)
+                  for _ in range(HIDDEN_3X3_LAYERS)]
         self.hidden = nn.ModuleList(convs)
-        self.head = nn.Conv2d(width, channels, 1)
+        self.head = nn.Conv2d(groups * width, groups * channels, 1, groups=groups)
         self.act = nn.LeakyReLU(NEGATIVE_SLOPE, inplace=True)
-        for conv in [*self.hidden, self.head]:
-            nn.init.orthogonal_(conv.weight, generator=generator)
-            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            for conv in [*self.hidden, self.head]:
+                # G*out x in x k x k: rows [g*out, (g+1)*out) belong to network g.
+                for group, weight in enumerate(conv.weight.chunk(groups, dim=0)):
+                    weight.copy_(nn.init.orthogonal_(torch.empty_like(weight), generator=generators[group]))
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.hidden:
@@ -57,6 +71,15 @@ class Pixel2PixelNet(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             x = self.head(x.float())
         return torch.sigmoid(x) if self.out_activation == "sigmoid" else x
+
+    def single(self, group: int) -> "Pixel2PixelNet":
+        """Network `group` of a grouped network, as a lone network on the same device."""
+        lone = Pixel2PixelNet(self.channels, self.out_activation, self.width).to(self.head.weight.device)
+        with torch.no_grad():
+            for mine, theirs in zip([*self.hidden, self.head], [*lone.hidden, lone.head]):
+                theirs.weight.copy_(mine.weight.chunk(self.groups, dim=0)[group])
+                theirs.bias.copy_(mine.bias.chunk(self.groups, dim=0)[group])
+        return lone
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -99,23 +122,52 @@ def train_network(bank: torch.Tensor, loss: str = "L1", out_activation: str = "s
     """Train a fresh network on pseudo-instance pairs drawn from bank (mm x C x H x W,
     on the device to train on). precision: 'fp32' or 'bf16' (resolve 'auto' first).
     Returns the network and the loss of every iteration."""
+    models, losses = train_networks([bank], loss, out_activation, iterations, [seed], progress, description,
+                                    precision)
+    return models[0], losses[0]
+
+
+def _image_losses(loss: str, prediction: torch.Tensor, target: torch.Tensor, groups: int) -> torch.Tensor:
+    """1 x G*C x H x W pairs -> the G per-image losses. Their sum is minimised: its
+    gradient for network g is exactly that of image g's own loss."""
+    if groups == 1:
+        return LOSSES[loss](prediction, target).view(1)
+    # Mean over H x W per channel, then over each group's C channels: the same mean
+    # as over its C x H x W, and indifferent to channels_last strides.
+    per_channel = LOSSES[loss](prediction, target, reduction="none").mean(dim=(2, 3))  # 1 x G*C
+    return per_channel.view(groups, -1).mean(dim=1)
+
+
+def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activation: str = "sigmoid",
+                   iterations: int = ITERATIONS, seeds: Sequence[int] = (SEED,), progress: bool = True,
+                   description: str | None = None,
+                   precision: str = "fp32") -> tuple[list[Pixel2PixelNet], torch.Tensor]:
+    """Train one network per bank, all at once as one grouped network: banks of one
+    shape (mm x C x H x W) on one device, seeds[g] for network g's initialisation and
+    sampler. Each network sees what it would see trained alone (same initial weights,
+    same pseudo instances, its own loss, elementwise AdamW), so results match one-by-one
+    training up to floating-point summation order. Returns the networks and their
+    losses, G x iterations."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), got {precision!r}")
-    device = bank.device
+    if len(banks) != len(seeds) or not banks:
+        raise ValueError(f"need one seed per bank, got {len(banks)} banks and {len(seeds)} seeds")
+    if len({(tuple(bank.shape), bank.device) for bank in banks}) != 1:
+        raise ValueError("banks trained together must share shape and device")
+    groups, device = len(banks), banks[0].device
     fast = precision == "bf16"
-    # Initialise on the CPU from its own generator: the same weights on every device.
-    init_generator = torch.Generator().manual_seed(seed)
-    model = Pixel2PixelNet(bank.shape[1], out_activation, generator=init_generator).to(device)
+    # Initialise on the CPU from generators of their own: the same weights on every device.
+    init_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    model = Pixel2PixelNet(banks[0].shape[1], out_activation, generator=init_generators, groups=groups).to(device)
     if fast:
         # oneDNN and cuDNN run bf16 convolutions fastest on NHWC tensors.
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model)
-    sampler_generator = torch.Generator(device=device).manual_seed(seed)
-    loss_function = LOSSES[loss]
+    sampler_generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     # Kept on the device: reading a loss every iteration would force a host sync.
-    losses = torch.empty(iterations, device=device)
+    losses = torch.empty(iterations, groups, device=device)
     bar = tqdm(range(iterations), desc=description, disable=not progress, leave=False,
                mininterval=1.0, dynamic_ncols=True)
     # Every iteration has the same shape, so cuDNN's autotuner pays for itself; the
@@ -124,22 +176,26 @@ def train_network(bank: torch.Tensor, loss: str = "L1", out_activation: str = "s
     torch.backends.cudnn.benchmark = autotune_before or (fast and device.type == "cuda")
     try:
         for iteration in bar:
-            noisy_input, noisy_target = sample_pseudo_instances(bank, sampler_generator)
+            pairs = [sample_pseudo_instances(bank, generator) for bank, generator in zip(banks, sampler_generators)]
+            # G pairs of 1 x C x H x W -> 1 x G*C x H x W: image g feeds group g.
+            noisy_input = pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in pairs], dim=1)
+            noisy_target = pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in pairs], dim=1)
             if fast:
                 noisy_input = noisy_input.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
                 prediction = model(noisy_input)
-            value = loss_function(prediction, noisy_target)  # fp32: the head is fp32
+            values = _image_losses(loss, prediction, noisy_target, groups)  # fp32: the head is fp32
             optimizer.zero_grad(set_to_none=True)
-            value.backward()
+            values.sum().backward()
             optimizer.step()
             scheduler.step()
-            losses[iteration] = value.detach()
+            losses[iteration] = values.detach()
             if progress and (iteration + 1) % 100 == 0:
-                bar.set_postfix(loss=f"{losses[iteration].item():.5f}", refresh=False)
+                bar.set_postfix(loss=f"{losses[iteration].mean().item():.5f}", refresh=False)
     finally:
         torch.backends.cudnn.benchmark = autotune_before
-    return model, losses.cpu()
+    models = [model] if groups == 1 else [model.single(group) for group in range(groups)]
+    return models, losses.T.cpu()
 
 
 @torch.no_grad()

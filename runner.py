@@ -85,6 +85,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
                         help="training arithmetic: fp32 (the release's), bf16 (autocast, channels_last; "
                              "about 4x faster on a CPU with AVX-512 bf16) or auto (bf16 where it is proven "
                              f"equal in PSNR on this device type, else fp32) (default: {network.DEFAULT_PRECISION})")
+    parser.add_argument("--batch_images", type=int, default=1, metavar="N",
+                        help="train up to N images of one size at once as one grouped network, to fill a "
+                             "GPU; each image's result matches training it alone up to floating-point "
+                             "rounding (default: 1)")
     parser.add_argument("--images", nargs="+", metavar="NAME",
                         help="process only these file names of the dataset (default: all)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
@@ -109,6 +113,7 @@ class Settings:
     max_retries: int = 2
     progress: bool = True
     precision: str = "fp32"  # resolved: fp32 or bf16
+    batch_images: int = 1  # images of one shape trained together as one grouped network
 
 
 def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> None:
@@ -116,6 +121,8 @@ def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> No
     pixel_bank.check_matching_parameters(args.ws, args.ps, args.nn, bank_distance)
     if args.max_retries < 0:
         raise UserError(f"--max_retries {args.max_retries}: must be >= 0")
+    if args.batch_images < 1:
+        raise UserError(f"--batch_images {args.batch_images}: must be >= 1")
     if args.max_epoch < 1:
         raise UserError(f"--max_epoch {args.max_epoch}: must be >= 1")
     if mm < 2:
@@ -240,11 +247,11 @@ def get_offsets(noisy: torch.Tensor, stem: str, settings: Settings) -> tuple[tor
     return offsets, distances, False
 
 
-def train_with_retries(file_name: str, bank: torch.Tensor, noisy: torch.Tensor,
-                       settings: Settings) -> tuple[torch.Tensor, int, str]:
+def train_with_retries(file_name: str, bank: torch.Tensor, noisy: torch.Tensor, settings: Settings,
+                       first_attempt: int = 0) -> tuple[torch.Tensor, int, str]:
     """Train and denoise; a diverged or collapsed run is retried with another seed.
     Returns (denoised C x H x W, attempts, status: 'ok' or the last failure)."""
-    for attempt in range(settings.max_retries + 1):
+    for attempt in range(first_attempt, settings.max_retries + 1):
         seed = settings.seed + attempt * RETRY_SEED_STEP
         model, losses = network.train_network(bank, settings.loss, settings.out_activation, settings.iterations,
                                               seed, progress=settings.progress,
@@ -254,20 +261,32 @@ def train_with_retries(file_name: str, bank: torch.Tensor, noisy: torch.Tensor,
         failure = network.training_failure(losses, denoised, noisy)
         if failure is None:
             return denoised, attempt + 1, "ok"
-        retry = f"; retrying with seed {seed + RETRY_SEED_STEP}" if attempt < settings.max_retries else ""
-        print(f"warning: {file_name}: training with seed {seed} gave a {failure}{retry}", file=sys.stderr,
-              flush=True)
+        warn_failure(file_name, seed, failure, retrying=attempt < settings.max_retries)
     return denoised, settings.max_retries + 1, failure
 
 
-def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> dict:
-    """Bank, training, evaluation and outputs for one image. Prints the release's lines."""
-    device = torch.device(settings.device)
-    stem = os.path.splitext(file_name)[0]
-    noisy_tensor = utils.to_tensor(noisy.pixels, device)  # C x H x W
+def warn_failure(file_name: str, seed: int, failure: str, retrying: bool) -> None:
+    retry = f"; retrying with seed {seed + RETRY_SEED_STEP}" if retrying else ""
+    print(f"warning: {file_name}: training with seed {seed} gave a {failure}{retry}", file=sys.stderr, flush=True)
 
+
+@dataclass
+class PreparedImage:
+    file_name: str
+    noisy: utils.Image
+    clean: utils.Image
+    noisy_tensor: torch.Tensor  # C x H x W on the device
+    bank: torch.Tensor  # mm x C x H x W on the device
+    bank_seconds: float
+    bank_cached: bool
+
+
+def prepare_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> PreparedImage:
+    """The bank of one image (cached or matched). Prints the release's first line."""
+    device = torch.device(settings.device)
+    noisy_tensor = utils.to_tensor(noisy.pixels, device)  # C x H x W
     start = time.perf_counter()
-    offsets, _, cached = get_offsets(noisy_tensor, stem, settings)
+    offsets, _, cached = get_offsets(noisy_tensor, os.path.splitext(file_name)[0], settings)
     bank = pixel_bank.gather_bank(noisy_tensor, offsets.to(device), settings.mm)  # mm x C x H x W
     utils.synchronize(device)
     bank_seconds = time.perf_counter() - start
@@ -276,25 +295,67 @@ def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settin
     bank_shape = torch.Size([height, width, settings.num_neighbors, noisy_tensor.shape[0]])
     print(f"Processed {file_name} in {bank_seconds:.2f} seconds. Pixel bank shape: {bank_shape}"
           + (" (cached)" if cached else ""), flush=True)
+    return PreparedImage(file_name, noisy, clean, noisy_tensor, bank, bank_seconds, cached)
 
-    start = time.perf_counter()
-    denoised_tensor, attempts, status = train_with_retries(file_name, bank, noisy_tensor, settings)
+
+def finish_image(image: PreparedImage, denoised_tensor: torch.Tensor, attempts: int, status: str,
+                 train_seconds: float, settings: Settings) -> dict:
+    """Outputs, metrics and the CSV row of one trained image. Prints the release's line."""
+    stem = os.path.splitext(image.file_name)[0]
+    noisy, clean = image.noisy, image.clean
     denoised = utils.to_numpy(denoised_tensor)
-    utils.synchronize(device)
-    train_seconds = time.perf_counter() - start
-
     denoised_integers = utils.quantize(denoised, clean.bit_depth)
     utils.save_image(os.path.join(settings.run_dir, f"{stem}_noisy.png"), utils.quantize(noisy.pixels, clean.bit_depth))
     # The denoised image last: its presence marks the image as done, with its CSV row.
     utils.save_image(os.path.join(settings.run_dir, f"{stem}.png"), denoised_integers)
     psnr_value = utils.psnr(clean.pixels, denoised)
     ssim_value = utils.ssim(utils.quantize(clean.pixels, clean.bit_depth), denoised_integers, clean.max_value)
-    print(f"Image: {file_name} | PSNR: {psnr_value:.2f} dB | SSIM: {ssim_value:.4f}", flush=True)
-    return {"image": file_name, "psnr": f"{psnr_value:.4f}", "ssim": f"{ssim_value:.6f}",
+    print(f"Image: {image.file_name} | PSNR: {psnr_value:.2f} dB | SSIM: {ssim_value:.4f}", flush=True)
+    return {"image": image.file_name, "psnr": f"{psnr_value:.4f}", "ssim": f"{ssim_value:.6f}",
             "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}",
-            "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
-            "bank_cached": int(cached), "device": describe_device(device), "precision": settings.precision,
-            "attempts": attempts, "status": status}
+            "bank_seconds": f"{image.bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
+            "bank_cached": int(image.bank_cached), "device": describe_device(torch.device(settings.device)),
+            "precision": settings.precision, "attempts": attempts, "status": status}
+
+
+def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> dict:
+    """Bank, training, evaluation and outputs for one image."""
+    return process_batch([(file_name, noisy, clean)], settings)[0]
+
+
+def process_batch(items: list[tuple[str, utils.Image, utils.Image]], settings: Settings) -> list[dict]:
+    """(file name, noisy, clean) of images of one shape, trained together as one grouped
+    network (network.train_networks); an image whose training failed is retried alone.
+    Each image's train_seconds is its share of the joint training plus its retries."""
+    device = torch.device(settings.device)
+    prepared = [prepare_image(name, noisy, clean, settings) for name, noisy, clean in items]
+    if len(prepared) == 1:
+        image = prepared[0]
+        start = time.perf_counter()
+        denoised, attempts, status = train_with_retries(image.file_name, image.bank, image.noisy_tensor, settings)
+        utils.synchronize(device)
+        return [finish_image(image, denoised, attempts, status, time.perf_counter() - start, settings)]
+    start = time.perf_counter()
+    models, losses = network.train_networks(
+        [image.bank for image in prepared], settings.loss, settings.out_activation, settings.iterations,
+        [settings.seed] * len(prepared), progress=settings.progress,
+        description=f"{len(prepared)} images", precision=settings.precision)
+    utils.synchronize(device)
+    shared_seconds = (time.perf_counter() - start) / len(prepared)
+    rows = []
+    for image, model, image_losses in zip(prepared, models, losses):
+        start = time.perf_counter()
+        denoised = network.denoise(model, image.noisy_tensor)
+        attempts, status = 1, network.training_failure(image_losses, denoised, image.noisy_tensor)
+        if status is not None:
+            warn_failure(image.file_name, settings.seed, status, retrying=settings.max_retries > 0)
+            if settings.max_retries > 0:
+                denoised, attempts, status = train_with_retries(image.file_name, image.bank, image.noisy_tensor,
+                                                                settings, first_attempt=1)
+        utils.synchronize(device)
+        rows.append(finish_image(image, denoised, attempts, status or "ok",
+                                 shared_seconds + time.perf_counter() - start, settings))
+    return rows
 
 
 def describe_device(device: torch.device) -> str:
@@ -329,7 +390,7 @@ def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, uti
             noisy, _ = read(name)
             height, width = noisy.pixels.shape[:2]
             pixel_bank.check_image_size(height, width, settings.window_size, settings.patch_size, name)
-            needed = TRAIN_BYTES_PER_PIXEL * height * width
+            needed = TRAIN_BYTES_PER_PIXEL * height * width * settings.batch_images
             if available is not None and needed > available:
                 raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB to train "
                                    f"on the full image, {available / 2 ** 30:.1f} GiB is free")
@@ -351,15 +412,26 @@ def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils
     finished = {row["image"]: row for row in results.rows
                 if os.path.exists(os.path.join(settings.run_dir, os.path.splitext(row["image"])[0] + ".png"))}
     rows = []
+    waiting: dict[tuple, list] = {}  # image shape -> images read, waiting for a full batch
+
+    def run_batch(batch: list) -> None:
+        for row in process_batch(batch, settings):
+            results.add(row)
+            rows.append(row)
+
     for file_name in usable:
         if file_name in finished:
             row = finished[file_name]
             print(f"Skipping {file_name}: already in results.csv (PSNR {float(row['psnr']):.2f} dB)", flush=True)
-        else:
-            noisy, clean = read(file_name)
-            row = process_image(file_name, noisy, clean, settings)
-            results.add(row)
-        rows.append(row)
+            rows.append(row)
+            continue
+        noisy, clean = read(file_name)
+        batch = waiting.setdefault(noisy.pixels.shape, [])
+        batch.append((file_name, noisy, clean))
+        if len(batch) == settings.batch_images:
+            run_batch(waiting.pop(noisy.pixels.shape))
+    for batch in waiting.values():
+        run_batch(batch)
     summary = {"images": len(rows), "csv": results.path, "skipped": skipped,
                "psnr": float("nan"), "ssim": float("nan")}
     if rows:

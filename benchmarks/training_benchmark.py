@@ -37,29 +37,34 @@ def available_modes(device: torch.device) -> list[str]:
     return ["fp32"] + [mode for mode in FAST_MODES if network.bf16_supported(device)]
 
 
-def seconds_per_iteration(size: int, channels: int, precision: str, device: torch.device, iterations: int) -> float:
+def seconds_per_iteration(size: int, channels: int, precision: str, device: torch.device, iterations: int,
+                          images: int = 1) -> float:
+    """Seconds per training iteration per image, `images` trained together."""
     generator = torch.Generator().manual_seed(0)
-    bank = torch.rand(4, channels, size, size, generator=generator).to(device)  # mm x C x H x W
-    network.train_network(bank, iterations=3, progress=False, precision=precision)  # warm-up, autotuning
+    banks = [torch.rand(4, channels, size, size, generator=generator).to(device)  # mm x C x H x W
+             for _ in range(images)]
+    seeds = list(range(images))
+    network.train_networks(banks, iterations=3, seeds=seeds, progress=False, precision=precision)  # warm-up
     utils.synchronize(device)
     start = time.perf_counter()
-    network.train_network(bank, iterations=iterations, progress=False, precision=precision)
+    network.train_networks(banks, iterations=iterations, seeds=seeds, progress=False, precision=precision)
     utils.synchronize(device)
-    return (time.perf_counter() - start) / iterations
+    return (time.perf_counter() - start) / iterations / images
 
 
 def speed(args: argparse.Namespace) -> list[str]:
     device = utils.resolve_device(args.device)
     lines = [f"Training speed on {device} ({platform.processor() or platform.machine()}, "
              f"{torch.get_num_threads()} threads), torch {torch.__version__}, {args.iterations} iterations "
-             f"after 3 warm-up, {args.channels} channels"]
+             f"after 3 warm-up, {args.channels} channels; per image when several train together"]
     for size in args.sizes:
-        timings = {mode: seconds_per_iteration(size, args.channels, mode, device, args.iterations)
-                   for mode in available_modes(device)}
-        for mode, seconds in timings.items():
-            lines.append(f"{size:5d} x {size:<5d} {mode:>5}  {seconds:8.4f} s/it  "
-                         f"{seconds * network.ITERATIONS / 60:7.1f} min per {network.ITERATIONS} iterations  "
-                         f"{timings['fp32'] / seconds:5.2f}x fp32")
+        for images in args.batch_images:
+            timings = {mode: seconds_per_iteration(size, args.channels, mode, device, args.iterations, images)
+                       for mode in available_modes(device)}
+            for mode, seconds in timings.items():
+                lines.append(f"{size:5d} x {size:<5d} {images:3d} image(s) {mode:>5}  {seconds:8.4f} s/it  "
+                             f"{seconds * network.ITERATIONS:8.1f} s per {network.ITERATIONS} iterations  "
+                             f"{timings['fp32'] / seconds:5.2f}x fp32")
     return lines
 
 
@@ -114,6 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     speed_parser.add_argument("--sizes", type=int, nargs="+", default=[256], help="image sides (default: 256)")
     speed_parser.add_argument("--channels", type=int, default=3, help="image channels (default: 3)")
     speed_parser.add_argument("--iterations", type=int, default=30, help="timed iterations (default: 30)")
+    speed_parser.add_argument("--batch_images", type=int, nargs="+", default=[1],
+                              help="images trained together, one measurement each (default: 1)")
     quality_parser = commands.add_parser("quality", help="full-length PSNR of each mode on the same banks")
     quality_parser.add_argument("--images", nargs="+", required=True, help="file names in the dataset")
     quality_parser.add_argument("--data_path", default="./data")

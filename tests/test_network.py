@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import network
+from utils import UserError
 
 
 @pytest.mark.parametrize("channels,expected", [(3, 149_699), (1, 148_417)])
@@ -63,3 +64,84 @@ def test_training_reduces_the_loss():
     bank = base + 0.05 * torch.randn(6, 1, 24, 24, generator=torch.Generator().manual_seed(2))
     _, losses = network.train_network(bank, "L2", out_activation="none", iterations=60, seed=0, progress=False)
     assert losses[-10:].mean() < 0.5 * losses[:5].mean()
+
+
+def noisy_bank(channels, seed, size=(20, 24), entries=4):
+    """A bank of a smooth image plus independent noise per entry: mm x C x H x W."""
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, channels, size[0] // 4, size[1] // 4, generator=generator)
+    base = torch.nn.functional.interpolate(base, size=size, mode="bilinear", align_corners=False)
+    return (base + 0.1 * torch.randn(entries, channels, *size, generator=generator)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_grouped_network_is_lone_networks_side_by_side(channels):
+    seeds = [3, 4, 5]
+    grouped = network.Pixel2PixelNet(channels, generator=[torch.Generator().manual_seed(s) for s in seeds],
+                                     groups=3)
+    lone = [network.Pixel2PixelNet(channels, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    assert network.count_parameters(grouped) == 3 * network.count_parameters(lone[0])
+    x = torch.rand(3, channels, 12, 10, generator=torch.Generator().manual_seed(0))
+    together = grouped(x.reshape(1, 3 * channels, 12, 10)).view(3, channels, 12, 10)
+    for group in range(3):
+        torch.testing.assert_close(together[group], lone[group](x[group:group + 1])[0])
+        extracted = grouped.single(group)
+        for mine, theirs in zip(extracted.state_dict().values(), lone[group].state_dict().values()):
+            assert torch.equal(mine, theirs)
+
+
+@pytest.mark.parametrize("channels,loss", [(1, "L2"), (3, "L1")])
+def test_training_images_together_matches_training_them_alone(channels, loss):
+    banks = [noisy_bank(channels, seed) for seed in (1, 2)]
+    models, together = network.train_networks(banks, loss, iterations=40, seeds=[7, 9], progress=False)
+    assert together.shape == (2, 40)
+    for bank, seed, model, losses in zip(banks, (7, 9), models, together):
+        lone_model, alone = network.train_network(bank, loss, iterations=40, seed=seed, progress=False)
+        # The first step sees identical weights and pairs; later ones drift only by
+        # floating-point summation order.
+        assert alone[0] == pytest.approx(losses[0].item(), rel=1e-5)
+        torch.testing.assert_close(alone, losses, rtol=2e-2, atol=1e-3)
+        gap = (network.denoise(lone_model, bank[0]) - network.denoise(model, bank[0])).abs().mean()
+        assert gap < 0.01
+
+
+def test_train_networks_refuses_mismatched_banks():
+    with pytest.raises(ValueError, match="share shape"):
+        network.train_networks([noisy_bank(1, 0), noisy_bank(1, 1, size=(20, 20))], seeds=[1, 2],
+                               iterations=1, progress=False)
+    with pytest.raises(ValueError, match="one seed per bank"):
+        network.train_networks([noisy_bank(1, 0)], seeds=[1, 2], iterations=1, progress=False)
+
+
+def test_auto_precision_is_fp32_unless_proven_and_bf16_needs_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    assert network.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setitem(network.BF16_PROVEN, "cpu", False)
+    assert network.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setitem(network.BF16_PROVEN, "cpu", True)
+    assert network.resolve_precision("auto", cpu) == ("bf16" if network.bf16_supported(cpu) else "fp32")
+    monkeypatch.setattr(network, "bf16_supported", lambda device: False)
+    assert network.resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(UserError, match="no native bf16"):
+        network.resolve_precision("bf16", cpu)
+    with pytest.raises(UserError, match="choose one of"):
+        network.resolve_precision("fp16", cpu)
+
+
+@pytest.mark.skipif(not network.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
+@pytest.mark.parametrize("channels,out_activation", [(1, "none"), (3, "sigmoid")])
+def test_bf16_training_learns_what_fp32_learns(channels, out_activation):
+    bank = noisy_bank(channels, 3, size=(24, 24), entries=6)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model, losses = network.train_network(bank, "L2", out_activation, iterations=80, seed=1, progress=False,
+                                              precision=precision)
+        assert torch.all(torch.isfinite(losses))
+        assert model.head.weight.dtype == torch.float32  # fp32 master weights
+        results[precision] = (losses, network.denoise(model, bank.mean(0)))
+    fp32_losses, fp32_output = results["fp32"]
+    bf16_losses, bf16_output = results["bf16"]
+    assert bf16_output.dtype == torch.float32
+    assert bf16_losses[-10:].mean() == pytest.approx(fp32_losses[-10:].mean().item(), rel=0.05)
+    assert (bf16_output - fp32_output).abs().mean() < 0.02
+    assert not torch.equal(bf16_losses, fp32_losses)  # bf16 arithmetic really ran

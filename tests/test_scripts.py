@@ -110,6 +110,8 @@ def test_sample_dataset_is_made_on_first_use(tmp_path):
     (["--ps", "4"], "must be odd"),
     (["--images", "missing.png"], "missing.png"),
     (["--max_epoch", "0"], "--max_epoch"),
+    (["--batch_images", "0"], "--batch_images 0"),
+    (["--precision", "fp16"], "invalid choice"),
 ])
 def test_user_mistakes_are_one_line_errors(tmp_path, clean_dataset, extra, message):
     argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25",
@@ -127,3 +129,60 @@ def test_command_line_error_is_one_line_and_exit_2(tmp_path, clean_dataset):
     assert result.stderr.strip().splitlines() == [
         "error: --device cuda: CUDA is not available on this machine; use --device cpu"]
     assert not (tmp_path / "out").exists()  # nothing written for a run that never started
+
+
+@pytest.fixture
+def same_size_dataset(tmp_path, photo):
+    """Three 40 x 44 RGB crops of one photograph and one gray image of another size."""
+    folder = tmp_path / "data" / "same"
+    folder.mkdir(parents=True)
+    from skimage import data as skdata
+    coffee = skdata.coffee()
+    for index, (top, left) in enumerate([(150, 200), (60, 300), (250, 100)]):
+        utils.save_image(str(folder / f"c{index}.png"), coffee[top:top + 40, left:left + 44].copy())
+    utils.save_image(str(folder / "gray.png"), skdata.camera()[350:386, 150:190].copy())
+    return tmp_path / "data"
+
+
+def test_images_trained_together_match_images_trained_alone(tmp_path, same_size_dataset, capsys):
+    argv = ["--data_path", str(same_size_dataset), "--dataset", "same", "--nt", "gauss", "--nl", "25",
+            "--max_epoch", "5", "--precision", "fp32", *SMALL, "--save", str(tmp_path / "cache")]
+    alone_summary = Pixel2Pixel_syn.main(argv + ["--out_image", str(tmp_path / "alone")])
+    alone = {row["image"]: row for row in read_rows(alone_summary["csv"])}
+    capsys.readouterr()
+    summary = Pixel2Pixel_syn.main(argv + ["--out_image", str(tmp_path / "together"), "--batch_images", "2"])
+    printed = capsys.readouterr().out
+    together = {row["image"]: row for row in read_rows(summary["csv"])}
+    assert sorted(together) == sorted(alone) == ["c0.png", "c1.png", "c2.png", "gray.png"]
+    assert len(re.findall(r"^Image: \S+ \| PSNR: ", printed, re.M)) == 4
+    for name, row in together.items():
+        assert row["status"] == "ok" and row["attempts"] == "1" and row["precision"] == "fp32"
+        # Five steps: too few for rounding to grow, enough for each network to differ
+        # from the others, so a mixed-up image, bank or network would show.
+        assert float(row["psnr"]) == pytest.approx(float(alone[name]["psnr"]), abs=2e-3)
+    assert "Processed c1.png" in printed.split("Image: c0.png")[0]  # c0 and c1 trained together
+    # Batching is not a setting of the result: both runs share one folder name.
+    run_name = os.path.basename(os.path.dirname(summary["csv"]))
+    assert run_name == os.path.basename(os.path.dirname(alone_summary["csv"]))
+    assert run_name.endswith("_shift_fp32")
+
+
+def test_a_failed_image_of_a_batch_is_retried_alone(tmp_path, same_size_dataset, monkeypatch, capsys):
+    import network
+    real_train_networks = network.train_networks
+
+    def second_image_diverges(banks, *args, **kwargs):
+        models, losses = real_train_networks(banks, *args, **kwargs)
+        if len(banks) > 1:
+            losses[1, -1] = float("nan")
+        return models, losses
+
+    monkeypatch.setattr(network, "train_networks", second_image_diverges)
+    argv = ["--data_path", str(same_size_dataset), "--dataset", "same", "--nt", "gauss", "--nl", "25",
+            "--max_epoch", "20", "--precision", "fp32", "--batch_images", "3", "--images", "c0.png", "c1.png",
+            "c2.png", *SMALL, *outputs(tmp_path)]
+    rows = read_rows(Pixel2Pixel_syn.main(argv)["csv"])
+    assert [(row["image"], row["attempts"], row["status"]) for row in rows] == [
+        ("c0.png", "1", "ok"), ("c1.png", "2", "ok"), ("c2.png", "1", "ok")]
+    assert "warning: c1.png: training with seed 123 gave a non-finite loss; retrying with seed 1123" in \
+        capsys.readouterr().err
