@@ -59,7 +59,7 @@ def main(args=None) -> dict:
                                        identity={"tag": tag, "GT": args.GT, "Noisy": args.Noisy,
                                                  "max_retries": args.max_retries}),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
-        batch_images=args.batch_images)
+        batch_images=args.batch_images, shard=runner.parse_shard(args.shard))
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         noisy = utils.load_image(os.path.join(noisy_folder, name))

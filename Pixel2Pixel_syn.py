@@ -62,7 +62,7 @@ def main(args=None) -> dict:
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "max_retries": args.max_retries}),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
-        batch_images=args.batch_images)
+        batch_images=args.batch_images, shard=runner.parse_shard(args.shard))
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         clean = utils.load_image(os.path.join(folder, name))

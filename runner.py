@@ -91,6 +91,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
                              "rounding (default: 1)")
     parser.add_argument("--images", nargs="+", metavar="NAME",
                         help="process only these file names of the dataset (default: all)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="run every N-th image starting at the I-th (0 <= I < N) into its own CSV of the "
+                             "same run folder; under a Slurm job array I and N default to the task's index "
+                             "and the array's size")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
 
 
@@ -112,6 +116,7 @@ class Settings:
     run_dir: str
     max_retries: int = 2
     progress: bool = True
+    shard: tuple[int, int] | None = None  # (I, N): this process runs images I, I + N, ...
     precision: str = "fp32"  # resolved: fp32 or bf16
     batch_images: int = 1  # images of one shape trained together as one grouped network
 
@@ -121,6 +126,7 @@ def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> No
     pixel_bank.check_matching_parameters(args.ws, args.ps, args.nn, bank_distance)
     if args.max_retries < 0:
         raise UserError(f"--max_retries {args.max_retries}: must be >= 0")
+    parse_shard(args.shard)
     if args.batch_images < 1:
         raise UserError(f"--batch_images {args.batch_images}: must be >= 1")
     if args.max_epoch < 1:
@@ -129,6 +135,48 @@ def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> No
         raise UserError(f"--mm {mm}: training pairs two different bank entries, so --mm must be >= 2")
     if mm > args.nn:
         raise UserError(f"--mm {mm}: cannot exceed --nn {args.nn}, the entries the bank keeps")
+
+
+def parse_shard(text: str | None, environment=os.environ) -> tuple[int, int] | None:
+    """'I/N' -> (I, N); without it, a Slurm array task's (index from the array's
+    lowest, array size); None when neither: the whole dataset."""
+    if text is None:
+        task, count = environment.get("SLURM_ARRAY_TASK_ID"), environment.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        text = f"{int(task) - int(environment.get('SLURM_ARRAY_TASK_MIN', 0))}/{count}"
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text}: expected I/N, for example 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"--shard {text}: needs 0 <= I < N")
+    return index, count
+
+
+def shard_names(names: list[str], shard: tuple[int, int] | None) -> list[str]:
+    """Every N-th name starting at the I-th: shards of one listing never overlap and
+    together cover it."""
+    if shard is None:
+        return names
+    index, count = shard
+    return names[index::count]
+
+
+def results_csv_name(shard: tuple[int, int] | None) -> str:
+    """One CSV per shard, so that shards sharing a run folder (a cluster's shared
+    disk) never write the same file; readers take the union of results*.csv."""
+    return "results.csv" if shard is None else f"results_shard{shard[0]}of{shard[1]}.csv"
+
+
+def finished_rows(run_dir: str) -> dict[str, dict]:
+    """image -> its row, from every results*.csv of a run folder (all shards)."""
+    rows = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("results") and name.endswith(".csv"):
+            for row in utils.read_result_rows(os.path.join(run_dir, name), CSV_FIELDS):
+                rows[row["image"]] = row
+    return rows
 
 
 def setting_tag(parts: list) -> str:
@@ -404,13 +452,14 @@ def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, uti
 
 def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils.Image]],
                 settings: Settings) -> dict:
-    """read(name) -> (noisy, clean). Images already in results.csv (with their denoised
-    PNG) are not redone; each new row is written as soon as its image finishes.
-    Prints the release's average line over every image of this run that has a row."""
-    results = utils.ResultsCSV(os.path.join(settings.run_dir, "results.csv"), CSV_FIELDS)
+    """read(name) -> (noisy, clean). Images with a row in any results CSV of the run
+    folder are not redone (a CSV alone resumes a run, on another machine too); each
+    new row is written as soon as its image finishes. Prints the release's average
+    line over every image of this run (this shard) that has a row."""
+    names = shard_names(names, settings.shard)
+    results = utils.ResultsCSV(os.path.join(settings.run_dir, results_csv_name(settings.shard)), CSV_FIELDS)
     usable, skipped = check_dataset(names, read, settings)
-    finished = {row["image"]: row for row in results.rows
-                if os.path.exists(os.path.join(settings.run_dir, os.path.splitext(row["image"])[0] + ".png"))}
+    finished = finished_rows(settings.run_dir)
     rows = []
     waiting: dict[tuple, list] = {}  # image shape -> images read, waiting for a full batch
 
@@ -422,7 +471,7 @@ def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils
     for file_name in usable:
         if file_name in finished:
             row = finished[file_name]
-            print(f"Skipping {file_name}: already in results.csv (PSNR {float(row['psnr']):.2f} dB)", flush=True)
+            print(f"Skipping {file_name}: already in a results CSV of this run (PSNR {float(row['psnr']):.2f} dB)", flush=True)
             rows.append(row)
             continue
         noisy, clean = read(file_name)

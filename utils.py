@@ -229,6 +229,16 @@ def atomic_write_text(path: str, text: str) -> None:
         raise
 
 
+def read_result_rows(path: str, fieldnames: list[str]) -> list[dict]:
+    """The rows of a results CSV, with the fields given (a field an older version did
+    not write is empty); none from a file without an image column."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "image" not in (reader.fieldnames or []):
+            return []
+        return [{name: row.get(name) or "" for name in fieldnames} for row in reader]
+
+
 class ResultsCSV:
     """One row per image, rewritten atomically after every image, so a run that dies
     keeps every finished row and the file is never half-written."""
@@ -238,10 +248,7 @@ class ResultsCSV:
         self.fieldnames = list(fieldnames)
         self.rows: list[dict] = []
         if os.path.exists(path):
-            with open(path, newline="") as handle:
-                reader = csv.DictReader(handle)
-                if reader.fieldnames == self.fieldnames:
-                    self.rows = list(reader)
+            self.rows = read_result_rows(path, self.fieldnames)
 
     def finished(self) -> set[str]:
         return {row["image"] for row in self.rows}

@@ -9,6 +9,7 @@ import torch
 
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
+import runner
 import utils
 from helpers import ROOT, SMALL, read_rows
 from utils import UserError
@@ -186,3 +187,49 @@ def test_a_failed_image_of_a_batch_is_retried_alone(tmp_path, same_size_dataset,
         ("c0.png", "1", "ok"), ("c1.png", "2", "ok"), ("c2.png", "1", "ok")]
     assert "warning: c1.png: training with seed 123 gave a non-finite loss; retrying with seed 1123" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,environment,expected", [
+    (None, {}, None),
+    ("1/3", {}, (1, 3)),
+    ("0/1", {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "8"}, (0, 1)),  # the flag wins
+    (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "8"}, (5, 8)),
+    (None, {"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "10"}, (2, 4)),
+])
+def test_shard_from_flag_or_slurm(text, environment, expected):
+    assert runner.parse_shard(text, environment) == expected
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0"])
+def test_bad_shard_is_a_user_error(text):
+    with pytest.raises(UserError, match="--shard"):
+        runner.parse_shard(text, {})
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shards_cover_the_listing_once(count):
+    names = [f"{index:02d}.png" for index in range(10)]
+    shards = [runner.shard_names(names, (index, count)) for index in range(count)]
+    assert sorted(sum(shards, [])) == names
+
+
+def test_shards_share_a_run_folder_and_resume_from_csvs_alone(tmp_path, same_size_dataset, capsys):
+    argv = ["--data_path", str(same_size_dataset), "--dataset", "same", "--nt", "gauss", "--nl", "25",
+            "--max_epoch", "3", "--precision", "fp32", *SMALL, *outputs(tmp_path)]
+    first = Pixel2Pixel_syn.main(argv + ["--shard", "0/2"])
+    second = Pixel2Pixel_syn.main(argv + ["--shard", "1/2"])
+    run_dir = os.path.dirname(first["csv"])
+    assert os.path.dirname(second["csv"]) == run_dir
+    assert [row["image"] for row in read_rows(first["csv"])] == ["c0.png", "c2.png"]
+    assert [row["image"] for row in read_rows(second["csv"])] == ["c1.png", "gray.png"]
+    # A clone of the committed CSVs, without the images: the whole run is done.
+    for name in os.listdir(run_dir):
+        if name.endswith(".png"):
+            os.remove(os.path.join(run_dir, name))
+    capsys.readouterr()
+    merged = Pixel2Pixel_syn.main(argv)
+    printed = capsys.readouterr().out
+    assert printed.count("Skipping ") == 4 and "Image: " not in printed
+    assert merged["images"] == 4
+    every_row = read_rows(first["csv"]) + read_rows(second["csv"])
+    assert merged["psnr"] == pytest.approx(np.mean([float(row["psnr"]) for row in every_row]))
