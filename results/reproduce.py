@@ -1,0 +1,271 @@
+"""The paper's tables, cell by cell: run them, and write results/README.md from what ran.
+
+    python results/reproduce.py list                       # every cell and its command
+    python results/reproduce.py run kodak_gauss25          # one cell (resumes; --shard I/N splits it)
+    python results/reproduce.py run all --shard 0/4        # every cell, this machine's quarter of each
+    python results/reproduce.py readme                     # results/README.md and the montages
+
+Run from the repository root: the scripts' --data_path defaults to ./data.
+
+Runs write into results/tables/<dataset>/<setting>/ (the scripts' --out_image layout):
+the CSVs and run.json are committed, the images are not, except one montage per cell.
+A cell resumes from its CSVs alone, so it can be continued on any machine that has a
+clone; `run` passes any further flags (--device, --precision, --data_path, ...) on to
+the script.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import Pixel2Pixel_real  # noqa: E402
+import Pixel2Pixel_syn  # noqa: E402
+import runner  # noqa: E402
+import utils  # noqa: E402
+from utils import UserError  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "results")
+TABLES = os.path.join(RESULTS, "tables")
+MONTAGE_IMAGES = 4  # rows of a montage
+MONTAGE_CROP = 128  # centre crop of each image in a montage, pixels
+FULL_LENGTH = 3000  # a cell's runs are at the paper's full length; others are not shown
+
+
+@dataclass
+class Cell:
+    name: str
+    script: str  # "syn" or "real"
+    dataset: str
+    flags: list[str]
+    images: int  # in the whole dataset
+    paper_psnr: float | None = None  # ../shared/SPEC.md section 7
+    paper_ssim: float | None = None
+    note: str = ""
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        if self.script == "real":
+            return f"{self.dataset} real"
+        noise = dict(zip(self.flags[::2], self.flags[1::2]))
+        return f"{self.dataset} {noise['--nt']} {noise['--nl']}"
+
+    def command(self) -> str:
+        return " ".join([f"python Pixel2Pixel_{self.script}.py", "--dataset", self.dataset, *self.flags,
+                         "--out_image", "results/tables"])
+
+
+# The paper's numbers as later papers quote them (SPEC section 7); the rest are ours only.
+CELLS = [
+    Cell("kodak_gauss25", "syn", "kodak", ["--nt", "gauss", "--nl", "25"], 24, 29.31, 0.8182),
+    Cell("kodak_gauss50", "syn", "kodak", ["--nt", "gauss", "--nl", "50"], 24, 26.26, 0.7185),
+    Cell("kodak_poiss50", "syn", "kodak", ["--nt", "poiss", "--nl", "50"], 24, 29.59, 0.8232),
+    Cell("mcmaster_gauss25", "syn", "McMaster", ["--nt", "gauss", "--nl", "25"], 18, 29.50, None,
+         "others re-running the release report 28.38"),
+    Cell("mcmaster_gauss50", "syn", "McMaster", ["--nt", "gauss", "--nl", "50"], 18, 25.28, None,
+         "others re-running the release report 24.43"),
+    Cell("mcmaster_poiss50", "syn", "McMaster", ["--nt", "poiss", "--nl", "50"], 18, 30.98, 0.8811),
+    Cell("polyu_real", "real", "PolyU", [], 40, 36.11, 0.9418),
+    Cell("kodak_gauss10", "syn", "kodak", ["--nt", "gauss", "--nl", "10"], 24),
+    Cell("kodak_poiss10", "syn", "kodak", ["--nt", "poiss", "--nl", "10"], 24),
+    Cell("kodak_poiss25", "syn", "kodak", ["--nt", "poiss", "--nl", "25"], 24),
+    Cell("kodak_saltpepper", "syn", "kodak", ["--nt", "saltpepper", "--nl", "0.1"], 24,
+         note="20% of values set to 0 or 1"),
+    Cell("kodak_bernoulli", "syn", "kodak", ["--nt", "bernoulli", "--nl", "0.2"], 24,
+         note="20% of values dropped (the release's default)"),
+    Cell("kodak_impulse", "syn", "kodak", ["--nt", "impulse", "--nl", "0.1"], 24,
+         note="10% of values replaced by uniform noise"),
+]
+CELLS_BY_NAME = {cell.name: cell for cell in CELLS}
+SCRIPTS = {"syn": Pixel2Pixel_syn, "real": Pixel2Pixel_real}
+
+
+# ----------------------------------------------------------------------------
+# Finding what ran
+# ----------------------------------------------------------------------------
+@dataclass
+class CellRun:
+    """One run folder of a cell (one per precision mode that ran it)."""
+    cell: Cell
+    run_dir: str
+    info: dict
+    rows: list[dict]
+
+
+def matches(cell: Cell, arguments: dict, iterations: int) -> bool:
+    if arguments.get("dataset") != cell.dataset or arguments.get("max_epoch") != iterations:
+        return False
+    if cell.script == "real":
+        return "nt" not in arguments
+    noise = dict(zip(cell.flags[::2], cell.flags[1::2]))
+    return arguments.get("nt") == noise["--nt"] and float(arguments.get("nl", -1)) == float(noise["--nl"])
+
+
+def cell_runs(cell: Cell, tables: str = TABLES, iterations: int = FULL_LENGTH) -> list[CellRun]:
+    runs = []
+    for info_path in sorted(glob.glob(os.path.join(tables, cell.dataset, "*", "run.json"))):
+        with open(info_path) as handle:
+            info = json.load(handle)
+        if matches(cell, info.get("arguments", {}), iterations):
+            run_dir = os.path.dirname(info_path)
+            rows = sorted(runner.finished_rows(run_dir).values(), key=lambda row: row["image"])
+            runs.append(CellRun(cell, run_dir, info, rows))
+    return runs
+
+
+# ----------------------------------------------------------------------------
+# Montages
+# ----------------------------------------------------------------------------
+def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    crop = pixels[top:top + size, left:left + size]
+    return crop if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
+
+
+def make_montage(run: CellRun, data_path: str) -> str | None:
+    """noisy | ours | clean, centre crops, for the first images whose PNGs are on this
+    machine; None when none are (a clone holds only the CSVs)."""
+    strips = []
+    for row in run.rows:
+        stem = os.path.splitext(row["image"])[0]
+        denoised_path = os.path.join(run.run_dir, f"{stem}.png")
+        noisy_path = os.path.join(run.run_dir, f"{stem}_noisy.png")
+        clean_folder = os.path.join(data_path, run.cell.dataset, "GT" if run.cell.script == "real" else "")
+        clean_path = os.path.join(clean_folder, row["image"])
+        if not all(os.path.exists(path) for path in (denoised_path, noisy_path, clean_path)):
+            continue
+        tiles = [centre_crop(utils.load_image(path).pixels, MONTAGE_CROP)
+                 for path in (noisy_path, denoised_path, clean_path)]
+        strips.append(np.concatenate(tiles, axis=1))
+        if len(strips) == MONTAGE_IMAGES:
+            break
+    if not strips:
+        return None
+    path = os.path.join(run.run_dir, "montage.png")
+    utils.save_image(path, np.round(np.concatenate(strips, axis=0) * 255).astype(np.uint8))
+    return path
+
+
+# ----------------------------------------------------------------------------
+# results/README.md
+# ----------------------------------------------------------------------------
+def mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([float(row[key]) for row in rows]))
+
+
+def describe(values: set[str]) -> str:
+    return ", ".join(sorted(value for value in values if value)) or "?"
+
+
+def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH) -> str:
+    lines = [
+        "# Reproduced results",
+        "",
+        "Written by `python results/reproduce.py readme` from the CSVs under `results/tables/`; do not edit",
+        "by hand. Each cell is one setting at full length (3000 iterations) with the scripts' defaults;",
+        "`python results/reproduce.py run CELL` runs or resumes it (`list` shows the cells). Paper numbers:",
+        "Pixel2Pixel as quoted by later papers (`../shared/SPEC.md` section 7). A cell counts as reproduced",
+        "when its mean PSNR is within 0.15 dB of the paper's over all its images.",
+        "",
+        "| cell | paper PSNR / SSIM | ours PSNR / SSIM | difference | images | precision | device | "
+        "s / image | commit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for cell in CELLS:
+        runs = [run for run in cell_runs(cell, tables, iterations) if run.rows] or [None]
+        details += [f"### {cell.label}", "", "```bash", cell.command(), "```", ""]
+        if cell.note:
+            details += [f"Noise: {cell.note}.", ""]
+        for run in runs:
+            paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
+                f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")
+            if run is None:
+                lines.append(f"| {cell.label} | {paper} | not run | | 0/{cell.images} | | | | |")
+                continue
+            psnr, ssim = mean(run.rows, "psnr"), mean(run.rows, "ssim")
+            difference = f"{psnr - cell.paper_psnr:+.2f} dB" if cell.paper_psnr else ""
+            seconds = np.mean([float(row["bank_seconds"]) + float(row["train_seconds"]) for row in run.rows])
+            relative = os.path.relpath(run.run_dir, os.path.dirname(tables))
+            lines.append(
+                f"| [{cell.label}]({relative}/) | {paper} | {psnr:.2f} / {ssim:.4f} | {difference} | "
+                f"{len(run.rows)}/{cell.images} | {describe({row['precision'] for row in run.rows})} | "
+                f"{describe({row['device'] for row in run.rows})} | {seconds:.0f} | "
+                f"`{run.info.get('commit', '?')}` |")
+            failed = [row["image"] for row in run.rows if row["status"] != "ok"]
+            retried = [row["image"] for row in run.rows if row["attempts"] not in ("", "1")]
+            if retried or failed:
+                details += [f"Retrained after a failed run: {', '.join(retried) or 'none'}; "
+                            f"still failed: {', '.join(failed) or 'none'}.", ""]
+            if os.path.exists(os.path.join(run.run_dir, "montage.png")):
+                details += [f"![noisy, ours, clean]({relative}/montage.png)", "",
+                            f"Noisy | ours | clean, {MONTAGE_CROP} x {MONTAGE_CROP} centre crops.", ""]
+    lines += ["", "Commit: the last commit that wrote to the run folder. Seconds per image: bank plus training,",
+              "as the rows record them (images trained together share the training time).", "",
+              "## Cells", ""] + details
+    lines += ["## Other results", "",
+              "- [foundation/](foundation/README.md): the first full-length runs, before the tables.",
+              "- [benchmarks/](benchmarks/README.md): bank and training speed, and the precision proof.", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    parser = runner.ArgumentParser("reproduce.py", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=runner.ArgumentParser)
+    commands.add_parser("list", help="every cell and its command")
+    run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
+    run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
+    readme_parser = commands.add_parser("readme", help="write results/README.md and the montages")
+    readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
+                               help="where the clean images for the montages are (default: ./data)")
+    readme_parser.add_argument("--max_epoch", type=int, default=FULL_LENGTH,
+                               help=f"iterations of the runs to show (default: {FULL_LENGTH})")
+    for sub in (run_parser, readme_parser):
+        sub.add_argument("--tables", default=TABLES, help="folder of the cells' runs (default: results/tables)")
+    return parser.parse_known_args(argv)
+
+
+def main(argv=None) -> dict:
+    args, passed_on = parse_args(argv)
+    summary = {"skipped": []}
+    if args.command != "run" and passed_on:
+        raise UserError(f"unrecognized arguments: {' '.join(passed_on)}")
+    if args.command == "list":
+        for cell in CELLS:
+            print(f"{cell.name:<18} {cell.command()}")
+    elif args.command == "readme":
+        for cell in CELLS:
+            for run in cell_runs(cell, args.tables, args.max_epoch):
+                make_montage(run, args.data_path)
+        path = os.path.join(os.path.dirname(args.tables), "README.md")
+        utils.atomic_write_text(path, readme_text(args.tables, args.max_epoch))
+        print(f"wrote {path}")
+    else:
+        names = list(CELLS_BY_NAME) if args.cells == ["all"] else args.cells
+        unknown = [name for name in names if name not in CELLS_BY_NAME]
+        if unknown:
+            raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
+        for name in names:
+            cell = CELLS_BY_NAME[name]
+            print(f"== {name}: {cell.command()} {' '.join(passed_on)}", flush=True)
+            result = SCRIPTS[cell.script].main(["--dataset", cell.dataset, *cell.flags, "--out_image", args.tables,
+                                                *passed_on])
+            summary["skipped"] += result["skipped"]
+    return summary
+
+
+if __name__ == "__main__":
+    runner.cli(main)

@@ -1,0 +1,69 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, SMALL
+import utils
+from utils import UserError
+
+sys.path.insert(0, os.path.join(ROOT, "results"))
+import reproduce  # noqa: E402
+
+
+@pytest.fixture
+def tiny_kodak(tmp_path, photo):
+    """A dataset named like Kodak24 with three small images."""
+    folder = tmp_path / "data" / "kodak"
+    folder.mkdir(parents=True)
+    for index in range(3):
+        utils.save_image(str(folder / f"kodim0{index + 1}.png"), np.roll(photo, 7 * index, axis=1))
+    return tmp_path / "data"
+
+
+def test_cells_cover_the_issue_and_commands_parse():
+    labels = {cell.label for cell in reproduce.CELLS}
+    for label in ["kodak gauss 25", "kodak gauss 50", "kodak poiss 50", "McMaster gauss 25", "McMaster gauss 50",
+                  "McMaster poiss 50", "PolyU real", "kodak gauss 10", "kodak poiss 10", "kodak poiss 25"]:
+        assert label in labels
+    for cell in reproduce.CELLS:
+        script = reproduce.SCRIPTS[cell.script]
+        args = script.parse_args(cell.command().split()[2:])
+        assert args.dataset == cell.dataset and args.max_epoch == reproduce.FULL_LENGTH
+
+
+def test_sharded_cell_runs_and_the_generated_readme(tmp_path, tiny_kodak, capsys):
+    tables = str(tmp_path / "results" / "tables")
+    flags = ["--data_path", str(tiny_kodak), "--max_epoch", "3", "--precision", "fp32", "--tables", tables,
+             *SMALL, "--save", str(tmp_path / "cache")]
+    reproduce.main(["run", "kodak_gauss25", "--shard", "0/2", *flags])
+    reproduce.main(["run", "kodak_gauss25", "--shard", "1/2", *flags])
+    capsys.readouterr()
+    reproduce.main(["readme", "--tables", tables, "--max_epoch", "3", "--data_path", str(tiny_kodak)])
+    text = (tmp_path / "results" / "README.md").read_text()
+    (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], tables, 3)
+    assert [row["image"] for row in run.rows] == ["kodim01.png", "kodim02.png", "kodim03.png"]
+    ours = np.mean([float(row["psnr"]) for row in run.rows])
+    line = next(line for line in text.splitlines() if line.startswith("| [kodak gauss 25]"))
+    cells = [cell.strip() for cell in line.split("|")[1:-1]]
+    assert cells[1] == "29.31 / 0.8182"
+    assert cells[2].startswith(f"{ours:.2f} / ")
+    assert cells[3] == f"{ours - 29.31:+.2f} dB"
+    assert cells[4] == "3/24" and cells[5] == "fp32" and cells[6].startswith("cpu")
+    assert "| kodak gauss 50 | 26.26 / 0.7185 | not run | | 0/24 |" in text
+    assert "| McMaster gauss 25 | 29.50 | not run |" in text  # no published SSIM
+    assert "python Pixel2Pixel_syn.py --dataset kodak --nt gauss --nl 25 --out_image results/tables" in text
+    # The montage: noisy | ours | clean, one strip per image (40 x 44 images, smaller than the crop).
+    montage = utils.load_image(os.path.join(run.run_dir, "montage.png")).pixels
+    assert montage.shape == (3 * 40, 3 * 44, 3)
+    clean = utils.load_image(str(tiny_kodak / "kodak" / "kodim01.png")).pixels
+    np.testing.assert_allclose(montage[:40, 88:], clean, atol=1 / 255 + 1e-6)
+    denoised = utils.load_image(os.path.join(run.run_dir, "kodim01.png")).pixels
+    np.testing.assert_allclose(montage[:40, 44:88], denoised, atol=1 / 255 + 1e-6)
+    assert "montage.png" in text
+
+
+def test_unknown_cell_is_a_user_error():
+    with pytest.raises(UserError, match="unknown cell nope"):
+        reproduce.main(["run", "nope"])
