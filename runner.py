@@ -224,8 +224,9 @@ def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = N
     """Sorted image file names in folder (only those named in `only`, when given);
     a UserError when it is missing or holds none."""
     if not os.path.isdir(folder):
-        raise UserError(f"{flag}: folder {folder} does not exist; check --data_path and --dataset "
-                        f"(data/README.md says where to get the datasets; --dataset {SAMPLE_DATASET} runs offline)")
+        raise UserError(f"{flag}: folder {folder} does not exist; check --data_path and --dataset, or fetch the "
+                        f"benchmark sets with: python data/download.py kodak mcmaster polyu "
+                        f"(--dataset {SAMPLE_DATASET} runs offline)")
     names = sorted(name for name in os.listdir(folder)
                    if utils.is_image_file(name) and os.path.isfile(os.path.join(folder, name)))
     if not names:

@@ -1,0 +1,239 @@
+"""Fetch the benchmark datasets into data/, verified against checksums kept in the project.
+
+    python data/download.py kodak mcmaster polyu
+
+kodak     Kodak24, the 256 x 256 crops the authors' release ships   -> data/kodak/
+polyu     PolyU, 40 GT/Noisy pairs of 256 x 256 crops (release)    -> data/PolyU/GT, data/PolyU/Noisy
+mcmaster  McMaster18 500 x 500 frames from a public copy (TIFF)    -> data/McMaster500/ (PNG)
+          and their 256 x 256 centre crops at offset (122, 122)   -> data/McMaster/
+
+Every file is checked against data/manifest.json: the SHA-256 of its bytes, or, for a
+file converted on arrival (McMaster's TIFF frames), of its pixels. A file already in
+place and correct is not fetched again; an interrupted download resumes from its
+partial file (HTTP Range). --base_url replaces every source's address (a mirror, or a
+local server in the tests), keeping the sources' own paths.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import utils  # noqa: E402
+from utils import UserError  # noqa: E402
+
+DATA = os.path.join(ROOT, "data")
+MANIFEST = os.path.join(DATA, "manifest.json")
+DATASETS = ("kodak", "mcmaster", "polyu")
+MCMASTER_CROP = (122, 122, 256)  # top, left, side of the crops the paper's tables use
+CHUNK = 1 << 16
+
+
+class ChecksumMismatch(UserError):
+    pass
+
+
+def read_manifest(path: str = MANIFEST) -> dict:
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the manifest {path}: {error}") from None
+
+
+def pixel_sha256(path: str) -> str:
+    """Of the decoded integer pixels and their shape: the same for a TIFF and the PNG
+    made from it."""
+    pixels = np.ascontiguousarray(utils._read_pixels(path))
+    digest = hashlib.sha256(repr((pixels.shape, str(pixels.dtype))).encode())
+    digest.update(pixels.tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_in_place(entry: dict, dest: str) -> bool:
+    """Whether the entry's final file exists and is the right one."""
+    path = os.path.join(dest, entry["local"])
+    if not os.path.exists(path):
+        return False
+    try:
+        if "sha256" in entry:
+            return file_sha256(path) == entry["sha256"]
+        return pixel_sha256(path) == entry["pixel_sha256"]
+    except (OSError, UserError):
+        return False
+
+
+def entry_url(entry: dict, manifest: dict, base_url: str | None) -> str:
+    base = base_url if base_url else manifest["sources"][entry["source"]]
+    return base.rstrip("/") + "/" + urllib.parse.quote(entry["path"])
+
+
+def fetch(url: str, partial: str, description: str, timeout: float) -> None:
+    """Download url into partial, continuing from what partial already holds."""
+    have = os.path.getsize(partial) if os.path.exists(partial) else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # nothing after what we have: it was complete
+            return
+        raise UserError(f"{url}: the server answered {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        host = urllib.parse.urlsplit(url).netloc
+        raise UserError(f"cannot reach {host} ({reason}); are you offline? --base_url points at a mirror") from None
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server ignored the range: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(partial, "ab" if resumed else "wb") as handle, \
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=description, leave=False,
+                     disable=None) as bar:
+            try:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    handle.write(block)
+                    bar.update(len(block))
+            except OSError as error:
+                raise UserError(f"{url}: the connection broke ({error}); run the same command again to "
+                                f"resume") from None
+
+
+def install(entry: dict, manifest: dict, dest: str, base_url: str | None, timeout: float) -> None:
+    """Fetch, verify and put one file in place; a file that fails its check is removed."""
+    final = os.path.join(dest, entry["local"])
+    staging = os.path.join(dest, ".downloads", entry["source"], entry["path"])
+    os.makedirs(os.path.dirname(staging), exist_ok=True)
+    partial = staging + ".part"
+    fetch(entry_url(entry, manifest, base_url), partial, os.path.basename(entry["path"]), timeout)
+    # The decoders choose by file extension: the finished file takes its own name.
+    os.replace(partial, staging)
+    if "sha256" in entry:
+        found, expected = file_sha256(staging), entry["sha256"]
+    else:
+        try:
+            found = pixel_sha256(staging)
+        except UserError:
+            found = "undecodable"
+        expected = entry["pixel_sha256"]
+    if found != expected:
+        os.remove(staging)
+        raise ChecksumMismatch(f"{entry['path']}: checksum mismatch (expected {expected[:16]}..., got "
+                               f"{found[:16]}...); the source changed or the transfer was corrupted, so it "
+                               f"was deleted")
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    if "sha256" in entry:
+        os.replace(staging, final)
+    else:  # converted on arrival (TIFF -> PNG); its pixels were checked above
+        utils.save_image(final, utils._read_pixels(staging))
+        os.remove(staging)
+
+
+def make_mcmaster_crops(dest: str, entries: list[dict]) -> None:
+    top, left, side = MCMASTER_CROP
+    os.makedirs(os.path.join(dest, "McMaster"), exist_ok=True)
+    for entry in entries:
+        frame = utils._read_pixels(os.path.join(dest, entry["local"]))
+        crop = np.ascontiguousarray(frame[top:top + side, left:left + side])
+        if crop.shape[:2] != (side, side):
+            raise UserError(f"{entry['local']}: {frame.shape[0]} x {frame.shape[1]} is too small for the "
+                            f"{side} x {side} crop at ({top}, {left})")
+        utils.save_image(os.path.join(dest, "McMaster", os.path.basename(entry["local"])), crop)
+
+
+def download(datasets: list[str], dest: str = DATA, base_url: str | None = None, manifest_path: str = MANIFEST,
+             timeout: float = 30.0) -> dict[str, int]:
+    """Returns, per dataset, how many files were fetched (0: all were in place)."""
+    manifest = read_manifest(manifest_path)
+    fetched = {}
+    for dataset in datasets:
+        entries = manifest["datasets"][dataset]
+        missing = [entry for entry in entries if not is_in_place(entry, dest)]
+        for entry in tqdm(missing, desc=dataset, unit="file", disable=None):
+            install(entry, manifest, dest, base_url, timeout)
+        if dataset == "mcmaster":
+            make_mcmaster_crops(dest, entries)
+        fetched[dataset] = len(missing)
+        print(f"{dataset}: {len(entries)} files in place ({len(missing)} fetched)", flush=True)
+    shutil.rmtree(os.path.join(dest, ".downloads"), ignore_errors=True)
+    return fetched
+
+
+def make_manifest(folder: str, path: str = MANIFEST) -> None:
+    """Maintainers: the manifest from verified local copies laid out as data/ is."""
+    sources = {"release": "https://raw.githubusercontent.com/qingma2016/Pixel2Pixel/main",
+               "swinir": "https://raw.githubusercontent.com/JingyunLiang/SwinIR/main"}
+    datasets: dict[str, list] = {"kodak": [], "mcmaster": [], "polyu": []}
+    for name in sorted(os.listdir(os.path.join(folder, "kodak"))):
+        datasets["kodak"].append({"source": "release", "path": f"data/kodak/{name}", "local": f"kodak/{name}",
+                                  "sha256": file_sha256(os.path.join(folder, "kodak", name))})
+    for sub in ("GT", "Noisy"):
+        for name in sorted(os.listdir(os.path.join(folder, "PolyU", sub))):
+            datasets["polyu"].append({"source": "release", "path": f"data/PolyU/{sub}/{name}",
+                                      "local": f"PolyU/{sub}/{name}",
+                                      "sha256": file_sha256(os.path.join(folder, "PolyU", sub, name))})
+    for name in sorted(os.listdir(os.path.join(folder, "McMaster500")), key=lambda n: int(n.split(".")[0])):
+        stem = os.path.splitext(name)[0]
+        datasets["mcmaster"].append({"source": "swinir", "path": f"testsets/McMaster/{stem}.tif",
+                                     "local": f"McMaster500/{stem}.png",
+                                     "pixel_sha256": pixel_sha256(os.path.join(folder, "McMaster500", name))})
+    utils.atomic_write_text(path, json.dumps({"sources": sources, "datasets": datasets}, indent=1) + "\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from runner import ArgumentParser
+
+    parser = ArgumentParser("download.py", description=__doc__.split("\n\n")[0],
+                            epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="*", metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
+    parser.add_argument("--dest", default=DATA, help="where the dataset folders go (default: data/)")
+    parser.add_argument("--base_url", help="fetch every file from this address instead of its source, keeping "
+                                           "the source's path (a mirror; the tests' local server)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a server (default: 30)")
+    parser.add_argument("--manifest", default=MANIFEST, help=argparse.SUPPRESS)
+    parser.add_argument("--make_manifest", metavar="FOLDER", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.datasets if name.lower() not in DATASETS]
+    if unknown:
+        raise UserError(f"unknown dataset {unknown[0]}; choose from {', '.join(DATASETS)}")
+    if not args.datasets and not args.make_manifest:
+        raise UserError(f"name the datasets to fetch: {', '.join(DATASETS)}")
+    args.datasets = [name.lower() for name in args.datasets]
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.make_manifest:
+        make_manifest(args.make_manifest, args.manifest)
+        return {"skipped": []}
+    download(args.datasets, args.dest, args.base_url, args.manifest, args.timeout)
+    return {"skipped": []}
+
+
+if __name__ == "__main__":
+    import runner
+
+    runner.cli(main)
