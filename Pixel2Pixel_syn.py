@@ -53,7 +53,7 @@ def main(args=None) -> dict:
     print(f"Using --mm {mm} ({'given' if args.mm is not None else f'paper rule for {args.nt} {args.nl:g}'})")
     tag = runner.setting_tag([args.nt, f"{args.nl:g}", f"ws{args.ws}", f"ps{args.ps}", f"nn{args.nn}", f"mm{mm}",
                               args.loss, f"it{args.max_epoch}", f"seed{args.seed}", args.bank_method,
-                              precision])
+                              precision, runner.crop_tag(args.train_crop)])
     settings = runner.Settings(
         window_size=args.ws, patch_size=args.ps, num_neighbors=args.nn, mm=mm, bank_distance=args.loss,
         loss=args.loss, out_activation="sigmoid", iterations=args.max_epoch, seed=args.seed,
@@ -62,7 +62,8 @@ def main(args=None) -> dict:
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "max_retries": args.max_retries}),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
-        batch_images=args.batch_images, shard=runner.parse_shard(args.shard))
+        batch_images=args.batch_images, shard=runner.parse_shard(args.shard),
+        train_crop=runner.parse_train_crop(args.train_crop))
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         clean = utils.load_image(os.path.join(folder, name))

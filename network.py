@@ -143,7 +143,7 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
                    description: str | None = None,
                    precision: str = "fp32") -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
-    shape (mm x C x H x W) on one device, seeds[g] for network g's initialisation and
+    shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g] for network g's initialisation and
     sampler. Each network sees what it would see trained alone (same initial weights,
     same pseudo instances, its own loss, elementwise AdamW), so results match one-by-one
     training up to floating-point summation order. Returns the networks and their
@@ -176,7 +176,8 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
     torch.backends.cudnn.benchmark = autotune_before or (fast and device.type == "cuda")
     try:
         for iteration in bar:
-            pairs = [sample_pseudo_instances(bank, generator) for bank, generator in zip(banks, sampler_generators)]
+            pairs = [sample_pseudo_instances(bank, generator) if isinstance(bank, torch.Tensor)
+                     else bank.sample(generator) for bank, generator in zip(banks, sampler_generators)]
             # G pairs of 1 x C x H x W -> 1 x G*C x H x W: image g feeds group g.
             noisy_input = pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in pairs], dim=1)
             noisy_target = pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in pairs], dim=1)
@@ -198,12 +199,46 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
     return models, losses.T.cpu()
 
 
+def measure_iteration_seconds(channels: int, height: int, width: int, precision: str, device: torch.device,
+                              iterations: int = 3) -> float:
+    """Seconds per training iteration on a C x H x W image here, after one warm-up."""
+    import time
+
+    bank = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0)).to(device)
+    train_network(bank, iterations=1, progress=False, precision=precision)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    train_network(bank, iterations=iterations, progress=False, precision=precision)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / iterations
+
+
+# Each 3x3 convolution sees one more pixel around: the output at a pixel depends on
+# the input within this distance, so tiles overlapping by it infer exactly the whole.
+RECEPTIVE_RADIUS = 1 + HIDDEN_3X3_LAYERS
+
+
 @torch.no_grad()
-def denoise(model: Pixel2PixelNet, noisy: torch.Tensor) -> torch.Tensor:
+def denoise(model: Pixel2PixelNet, noisy: torch.Tensor, tile: int | None = None) -> torch.Tensor:
     """C x H x W -> clamp(net(noisy), 0, 1), C x H x W, in fp32 whatever the training
-    precision: one forward pass, and the weights are fp32."""
+    precision: one forward pass, and the weights are fp32. With `tile`, the image is
+    run in tile x tile pieces, each read with RECEPTIVE_RADIUS more pixels around it
+    (where the image has them), so memory stays bounded and the result is the same."""
     model.eval()
-    return torch.clamp(model(noisy[None]), 0.0, 1.0)[0]
+    channels, height, width = noisy.shape
+    if tile is None or (height <= tile and width <= tile):
+        return torch.clamp(model(noisy[None]), 0.0, 1.0)[0]
+    margin = RECEPTIVE_RADIUS
+    output = torch.empty_like(noisy)
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            top, left = max(0, y0 - margin), max(0, x0 - margin)
+            piece = model(noisy[None, :, top:min(height, y1 + margin), left:min(width, x1 + margin)])[0]
+            output[:, y0:y1, x0:x1] = piece[:, y0 - top:y1 - top, x0 - left:x1 - left]
+    return output.clamp_(0.0, 1.0)
 
 
 # A channel whose output is this flat and this far from the noisy input's mean has

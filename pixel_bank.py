@@ -266,6 +266,57 @@ def sample_pseudo_instances(bank: torch.Tensor, generator: torch.Generator) -> t
     return bank.gather(0, pick_first), bank.gather(0, pick_second)
 
 
+class OffsetBank:
+    """The first mm entries of a pixel bank kept as offsets into the noisy image, for
+    photos too large to hold as mm x C x H x W floats: an entry costs 2 bytes a pixel
+    (int8 dy, dx), not 4 C. sample() reads one pseudo-instance pair of a random
+    crop x crop window; with the crop the whole image, it draws no window and gives
+    exactly what sample_pseudo_instances gives on gather_bank's bank."""
+
+    def __init__(self, noisy: torch.Tensor, offsets: torch.Tensor, crop: int | None = None):
+        channels, height, width = noisy.shape  # noisy: C x H x W; offsets: mm x 2 x H x W
+        self.reach = int(offsets.abs().max()) if offsets.numel() else 0
+        if self.reach > 127:
+            raise ValueError(f"offsets up to {self.reach} do not fit int8")
+        self.offsets = offsets.to(torch.int8)
+        self.padded = F.pad(noisy[None], (self.reach,) * 4, mode="reflect")[0] if self.reach else noisy
+        self.crop_h, self.crop_w = (height, width) if crop is None else (min(crop, height), min(crop, width))
+        self.height, self.width, self.channels = height, width, channels
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """Of one sample's bank: mm x C x crop_h x crop_w."""
+        return (self.offsets.shape[0], self.channels, self.crop_h, self.crop_w)
+
+    @property
+    def device(self) -> torch.device:
+        return self.padded.device
+
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target), each 1 x C x crop_h x crop_w."""
+        entries, _, ch, cw = self.shape
+        device = self.device
+        top = left = 0
+        if (ch, cw) != (self.height, self.width):
+            corner = torch.randint(0, (self.height - ch + 1) * (self.width - cw + 1), (1,), generator=generator,
+                                   device=device).item()
+            top, left = divmod(corner, self.width - cw + 1)
+        first, second = sample_index_pair(entries, ch, cw, generator, device)
+        window = self.offsets[:, :, top:top + ch, left:left + cw].long()  # mm x 2 x ch x cw
+        rows = torch.arange(top, top + ch, device=device).view(ch, 1) + self.reach
+        cols = torch.arange(left, left + cw, device=device).view(1, cw) + self.reach
+        flat = self.padded.reshape(self.channels, -1)  # C x (H+2r)*(W+2r)
+        padded_width = self.width + 2 * self.reach
+        pair = []
+        for index in (first, second):
+            # ch x cw: the chosen entry's offset at every pixel
+            dy = window[:, 0].gather(0, index[None])[0]
+            dx = window[:, 1].gather(0, index[None])[0]
+            position = ((rows + dy) * padded_width + cols + dx).view(-1)
+            pair.append(flat[:, position].view(1, self.channels, ch, cw))
+        return pair[0], pair[1]
+
+
 # ----------------------------------------------------------------------------
 # Cache
 # ----------------------------------------------------------------------------

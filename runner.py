@@ -24,11 +24,22 @@ import utils
 from utils import UserError
 
 CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "bank_seconds", "train_seconds", "bank_cached", "device",
-              "precision", "attempts", "status"]
+              "precision", "train_crop", "attempts", "status"]
 RETRY_SEED_STEP = 1000  # attempt k trains with seed + k * RETRY_SEED_STEP
 # Full-image fp32 training on the CPU peaks near 2 KB a pixel (measured: 2,047 bytes
 # between 128 x 128 and 384 x 384 RGB); with margin, for refusing images up front.
 TRAIN_BYTES_PER_PIXEL = 2500
+# Full-image training costs grow with the pixel count (3000 iterations of a 12-megapixel
+# photo: days on a 2-core CPU). Above this many pixels an image trains on random crops
+# of its pseudo instances (--train_crop auto); what that costs in PSNR is measured in
+# results/benchmarks/README.md. 600 x 600 keeps every image of the paper's tables
+# (256 x 256) and the 500 x 500 McMaster frames on full-image training.
+CROP_TRAINING_ABOVE = 600 * 600
+TRAINING_CROP = 256  # side of those crops: the size of the paper's benchmark images
+INFERENCE_TILE = 512  # photos are denoised in tiles of this side: same result, bounded memory (~70 MB an activation)
+# Block matching (shift method, ws 40, ps 7) took 9.0 s for one megapixel on the project's
+# 2-core CPU (results/benchmarks/bank_cpu.txt): for time estimates only.
+BANK_SECONDS_PER_MEGAPIXEL = {"cpu": 9.0}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -89,6 +100,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
                         help="train up to N images of one size at once as one grouped network, to fill a "
                              "GPU; each image's result matches training it alone up to floating-point "
                              "rounding (default: 1)")
+    parser.add_argument("--train_crop", default="auto", metavar="N",
+                        help=f"train on random N x N crops of the pseudo instances instead of the whole image; "
+                             f"0 = always the whole image (the release); auto = {TRAINING_CROP} x {TRAINING_CROP} "
+                             f"crops above {CROP_TRAINING_ABOVE:,} pixels (default: auto)")
     parser.add_argument("--images", nargs="+", metavar="NAME",
                         help="process only these file names of the dataset (default: all)")
     parser.add_argument("--shard", metavar="I/N",
@@ -119,6 +134,8 @@ class Settings:
     shard: tuple[int, int] | None = None  # (I, N): this process runs images I, I + N, ...
     precision: str = "fp32"  # resolved: fp32 or bf16
     batch_images: int = 1  # images of one shape trained together as one grouped network
+    inference_tile: int | None = None  # denoise in tiles of this side (same result, bounded memory)
+    train_crop: int | None = None  # --train_crop: None = auto, 0 = whole image, N = N x N crops
 
 
 def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> None:
@@ -127,6 +144,7 @@ def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> No
     if args.max_retries < 0:
         raise UserError(f"--max_retries {args.max_retries}: must be >= 0")
     parse_shard(args.shard)
+    parse_train_crop(args.train_crop)
     if args.batch_images < 1:
         raise UserError(f"--batch_images {args.batch_images}: must be >= 1")
     if args.max_epoch < 1:
@@ -179,8 +197,35 @@ def finished_rows(run_dir: str) -> dict[str, dict]:
     return rows
 
 
+def parse_train_crop(text: str) -> int | None:
+    """'auto' -> None (decided per image), else the crop side (0: whole image)."""
+    if text == "auto":
+        return None
+    try:
+        side = int(text)
+    except ValueError:
+        raise UserError(f"--train_crop {text}: expected auto or a whole number") from None
+    if side < 0 or 0 < side < 16:
+        raise UserError(f"--train_crop {text}: use 0 (whole image), auto, or a side of at least 16")
+    return side
+
+
+def crop_tag(text: str) -> str:
+    """The run folder names an explicit --train_crop; auto leaves it as before."""
+    return "" if text == "auto" else f"crop{parse_train_crop(text)}"
+
+
+def training_crop(height: int, width: int, setting: int | None) -> int | None:
+    """The crop side an image trains on, or None for the whole image."""
+    if setting is None:
+        return TRAINING_CROP if height * width > CROP_TRAINING_ABOVE else None
+    if setting == 0 or (setting >= height and setting >= width):
+        return None
+    return setting
+
+
 def setting_tag(parts: list) -> str:
-    return "_".join(str(part) for part in parts)
+    return "_".join(str(part) for part in parts if part != "")
 
 
 def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace, identity: dict) -> str:
@@ -296,22 +341,23 @@ def get_offsets(noisy: torch.Tensor, stem: str, settings: Settings) -> tuple[tor
     return offsets, distances, False
 
 
-def train_with_retries(file_name: str, bank: torch.Tensor, noisy: torch.Tensor, settings: Settings,
-                       first_attempt: int = 0) -> tuple[torch.Tensor, int, str]:
-    """Train and denoise; a diverged or collapsed run is retried with another seed.
-    Returns (denoised C x H x W, attempts, status: 'ok' or the last failure)."""
+def train_with_retries(file_name: str, bank, noisy: torch.Tensor, settings: Settings,
+                       first_attempt: int = 0) -> tuple[torch.Tensor, int, str, torch.Tensor]:
+    """Train on bank (mm x C x H x W, or a pixel_bank.OffsetBank) and denoise; a
+    diverged or collapsed run is retried with another seed. Returns (denoised
+    C x H x W, attempts, status: 'ok' or the last failure, the last run's losses)."""
     for attempt in range(first_attempt, settings.max_retries + 1):
         seed = settings.seed + attempt * RETRY_SEED_STEP
         model, losses = network.train_network(bank, settings.loss, settings.out_activation, settings.iterations,
                                               seed, progress=settings.progress,
                                               description=os.path.splitext(file_name)[0],
                                               precision=settings.precision)
-        denoised = network.denoise(model, noisy)
+        denoised = network.denoise(model, noisy, settings.inference_tile)
         failure = network.training_failure(losses, denoised, noisy)
         if failure is None:
-            return denoised, attempt + 1, "ok"
+            return denoised, attempt + 1, "ok", losses
         warn_failure(file_name, seed, failure, retrying=attempt < settings.max_retries)
-    return denoised, settings.max_retries + 1, failure
+    return denoised, settings.max_retries + 1, failure, losses
 
 
 def warn_failure(file_name: str, seed: int, failure: str, retrying: bool) -> None:
@@ -325,7 +371,7 @@ class PreparedImage:
     noisy: utils.Image
     clean: utils.Image
     noisy_tensor: torch.Tensor  # C x H x W on the device
-    bank: torch.Tensor  # mm x C x H x W on the device
+    bank: object  # mm x C x H x W tensor on the device, or a pixel_bank.OffsetBank of crops
     bank_seconds: float
     bank_cached: bool
 
@@ -336,10 +382,14 @@ def prepare_image(file_name: str, noisy: utils.Image, clean: utils.Image, settin
     noisy_tensor = utils.to_tensor(noisy.pixels, device)  # C x H x W
     start = time.perf_counter()
     offsets, _, cached = get_offsets(noisy_tensor, os.path.splitext(file_name)[0], settings)
-    bank = pixel_bank.gather_bank(noisy_tensor, offsets.to(device), settings.mm)  # mm x C x H x W
+    height, width = noisy_tensor.shape[1:]
+    crop = training_crop(height, width, settings.train_crop)
+    if crop is None:
+        bank = pixel_bank.gather_bank(noisy_tensor, offsets.to(device), settings.mm)  # mm x C x H x W
+    else:
+        bank = pixel_bank.OffsetBank(noisy_tensor, offsets[:settings.mm].to(device), crop)
     utils.synchronize(device)
     bank_seconds = time.perf_counter() - start
-    height, width = noisy_tensor.shape[1:]
     # The release's line; its bank was stored H x W x nn x C.
     bank_shape = torch.Size([height, width, settings.num_neighbors, noisy_tensor.shape[0]])
     print(f"Processed {file_name} in {bank_seconds:.2f} seconds. Pixel bank shape: {bank_shape}"
@@ -348,13 +398,19 @@ def prepare_image(file_name: str, noisy: utils.Image, clean: utils.Image, settin
 
 
 def finish_image(image: PreparedImage, denoised_tensor: torch.Tensor, attempts: int, status: str,
-                 train_seconds: float, settings: Settings) -> dict:
-    """Outputs, metrics and the CSV row of one trained image. Prints the release's line."""
+                 train_seconds: float, settings: Settings, losses: torch.Tensor) -> dict:
+    """Outputs, metrics and the CSV row of one trained image. Prints the release's line.
+    Besides the release's images: <stem>_compare.png (noisy | denoised | clean) and
+    the training loss, <stem>_loss.csv and <stem>_loss.png."""
     stem = os.path.splitext(image.file_name)[0]
     noisy, clean = image.noisy, image.clean
     denoised = utils.to_numpy(denoised_tensor)
     denoised_integers = utils.quantize(denoised, clean.bit_depth)
     utils.save_image(os.path.join(settings.run_dir, f"{stem}_noisy.png"), utils.quantize(noisy.pixels, clean.bit_depth))
+    utils.save_image(os.path.join(settings.run_dir, f"{stem}_compare.png"),
+                     utils.side_by_side([np.clip(noisy.pixels, 0, 1), denoised, clean.pixels]))
+    utils.save_loss_curve(os.path.join(settings.run_dir, stem), losses.numpy(),
+                          f"{image.file_name}: {settings.loss} loss, {settings.precision}")
     # The denoised image last: its presence marks the image as done, with its CSV row.
     utils.save_image(os.path.join(settings.run_dir, f"{stem}.png"), denoised_integers)
     psnr_value = utils.psnr(clean.pixels, denoised)
@@ -364,7 +420,9 @@ def finish_image(image: PreparedImage, denoised_tensor: torch.Tensor, attempts: 
             "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}",
             "bank_seconds": f"{image.bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
             "bank_cached": int(image.bank_cached), "device": describe_device(torch.device(settings.device)),
-            "precision": settings.precision, "attempts": attempts, "status": status}
+            "precision": settings.precision,
+            "train_crop": 0 if isinstance(image.bank, torch.Tensor) else image.bank.shape[-1],
+            "attempts": attempts, "status": status}
 
 
 def process_image(file_name: str, noisy: utils.Image, clean: utils.Image, settings: Settings) -> dict:
@@ -381,9 +439,10 @@ def process_batch(items: list[tuple[str, utils.Image, utils.Image]], settings: S
     if len(prepared) == 1:
         image = prepared[0]
         start = time.perf_counter()
-        denoised, attempts, status = train_with_retries(image.file_name, image.bank, image.noisy_tensor, settings)
+        denoised, attempts, status, losses = train_with_retries(image.file_name, image.bank, image.noisy_tensor,
+                                                                settings)
         utils.synchronize(device)
-        return [finish_image(image, denoised, attempts, status, time.perf_counter() - start, settings)]
+        return [finish_image(image, denoised, attempts, status, time.perf_counter() - start, settings, losses)]
     start = time.perf_counter()
     models, losses = network.train_networks(
         [image.bank for image in prepared], settings.loss, settings.out_activation, settings.iterations,
@@ -399,12 +458,91 @@ def process_batch(items: list[tuple[str, utils.Image, utils.Image]], settings: S
         if status is not None:
             warn_failure(image.file_name, settings.seed, status, retrying=settings.max_retries > 0)
             if settings.max_retries > 0:
-                denoised, attempts, status = train_with_retries(image.file_name, image.bank, image.noisy_tensor,
-                                                                settings, first_attempt=1)
+                denoised, attempts, status, image_losses = train_with_retries(
+                    image.file_name, image.bank, image.noisy_tensor, settings, first_attempt=1)
         utils.synchronize(device)
         rows.append(finish_image(image, denoised, attempts, status or "ok",
-                                 shared_seconds + time.perf_counter() - start, settings))
+                                 shared_seconds + time.perf_counter() - start, settings, image_losses))
     return rows
+
+
+# ----------------------------------------------------------------------------
+# Photos without ground truth (--input)
+# ----------------------------------------------------------------------------
+def list_photos(path: str) -> list[str]:
+    """A file, or the image files of a folder (sorted)."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        return [os.path.join(path, name) for name in list_images(path, "--input")]
+    raise UserError(f"--input {path}: no such file or folder")
+
+
+def estimate_seconds(height: int, width: int, channels: int, settings: Settings) -> tuple[float | None, float]:
+    """(block matching, training) seconds for a photo: matching from the measured rate
+    per megapixel (None where none was measured), training from timing a few
+    iterations of this very crop size here."""
+    device = torch.device(settings.device)
+    rate = BANK_SECONDS_PER_MEGAPIXEL.get(device.type)
+    bank = None if rate is None else rate * height * width / 1e6 * (settings.window_size / 40) ** 2
+    crop = training_crop(height, width, settings.train_crop)
+    crop_h, crop_w = (height, width) if crop is None else (min(crop, height), min(crop, width))
+    per_iteration = network.measure_iteration_seconds(channels, crop_h, crop_w, settings.precision, device)
+    return bank, per_iteration * settings.iterations
+
+
+def denoise_photo(path: str, settings: Settings) -> None:
+    """Denoise one photo of any size into settings.run_dir: <stem>_denoised.png (the
+    input's bit depth), <stem>_compare.png (noisy | denoised) and the loss files. The
+    bank is kept as offsets of its first mm entries, large photos train on crops, and
+    inference runs in tiles, so memory grows by about 200 bytes a pixel."""
+    device = torch.device(settings.device)
+    name = os.path.basename(path)
+    stem = os.path.splitext(name)[0]
+    photo = utils.load_image(path)
+    height, width, channels = photo.pixels.shape
+    pixel_bank.check_image_size(height, width, settings.window_size, settings.patch_size, name)
+    crop = training_crop(height, width, settings.train_crop)
+    bank_estimate, train_estimate = estimate_seconds(height, width, channels, settings)
+    print(f"{name}: {height} x {width}, training on {'the whole image' if crop is None else f'{crop} x {crop} crops'}"
+          f"; estimated {'?' if bank_estimate is None else f'{bank_estimate:.0f} s'} block matching + "
+          f"{train_estimate / 60:.1f} min training on {describe_device(device)}", flush=True)
+    start = time.perf_counter()
+    noisy = utils.to_tensor(photo.pixels, device)  # C x H x W
+    # Only the mm nearest are ever sampled: matching for mm gives the same first entries.
+    offsets, distances = pixel_bank.match_offsets(noisy, settings.window_size, settings.patch_size, settings.mm,
+                                                  settings.bank_distance, settings.bank_method)
+    del distances
+    bank = pixel_bank.OffsetBank(noisy, offsets, crop)
+    del offsets
+    print(f"Processed {name} in {time.perf_counter() - start:.2f} seconds", flush=True)
+    denoised, attempts, status, losses = train_with_retries(name, bank, noisy, settings)
+    if status != "ok":
+        raise SkippedImage(f"{name}: training failed ({status}) after {attempts} attempt(s)")
+    pixels = utils.to_numpy(denoised)
+    out = os.path.join(settings.run_dir, f"{stem}_denoised.png")
+    utils.save_loss_curve(os.path.join(settings.run_dir, stem), losses.numpy(), f"{name}: {settings.loss} loss")
+    utils.save_image(os.path.join(settings.run_dir, f"{stem}_compare.png"),
+                     utils.side_by_side([np.clip(photo.pixels, 0, 1), pixels]))
+    utils.save_image(out, utils.quantize_rounded(pixels, photo.bit_depth))
+    print(f"Denoised {name} in {time.perf_counter() - start:.1f} seconds: {out}", flush=True)
+
+
+def denoise_photos(paths: list[str], settings: Settings) -> dict:
+    """--input: every photo in turn; one that cannot be read or denoised is skipped
+    with a warning and the rest still run."""
+    skipped = []
+    try:
+        os.makedirs(settings.run_dir, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out_image {settings.run_dir}: cannot write there ({error.strerror})") from None
+    for path in paths:
+        try:
+            denoise_photo(path, settings)
+        except UserError as error:
+            print(f"warning: skipping {error}", file=sys.stderr, flush=True)
+            skipped.append(str(error))
+    return {"images": len(paths) - len(skipped), "skipped": skipped}
 
 
 def describe_device(device: torch.device) -> str:

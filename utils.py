@@ -100,6 +100,60 @@ def save_image(path: str, integers: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def quantize_rounded(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Float [0, 1] -> integers by rounding: for photos denoised outside a benchmark,
+    where the release's truncation would only darken them by half a level."""
+    max_value = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.round(np.clip(pixels, 0.0, 1.0) * np.float32(max_value)).astype(dtype)
+
+
+SIDE_BY_SIDE_GAP = 4  # white pixels between the panels
+
+
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    """H x W x C float images in [0, 1], left to right with a white gap: 8-bit RGB
+    (gray panels are repeated to three channels when any panel is colour)."""
+    channels = max(panel.shape[2] for panel in panels)
+    height = panels[0].shape[0]
+    gap = np.ones((height, SIDE_BY_SIDE_GAP, channels), np.float32)
+    pieces = []
+    for panel in panels:
+        if panel.shape[0] != height:
+            raise ValueError(f"panels differ in height: {panel.shape[0]} and {height}")
+        pieces += [np.repeat(panel, channels // panel.shape[2], axis=2), gap]
+    return quantize_rounded(np.concatenate(pieces[:-1], axis=1))
+
+
+def save_loss_curve(stem_path: str, losses: np.ndarray, title: str) -> None:
+    """<stem>_loss.csv (iteration, loss) and <stem>_loss.png, the loss per iteration on
+    a log scale with its 100-iteration running mean."""
+    lines = ["iteration,loss"] + [f"{index + 1},{value:.6g}" for index, value in enumerate(losses)]
+    atomic_write_text(f"{stem_path}_loss.csv", "\n".join(lines) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    iterations = np.arange(1, len(losses) + 1)
+    axes.plot(iterations, losses, linewidth=0.5, alpha=0.4, label="per iteration")
+    window = min(100, len(losses))
+    running = np.convolve(losses, np.ones(window) / window, mode="valid")
+    axes.plot(iterations[window - 1:], running, linewidth=1.5, label=f"mean of {window}")
+    if np.all(np.asarray(losses) > 0):
+        axes.set_yscale("log")
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("training loss")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    directory, name = os.path.split(f"{stem_path}_loss.png")
+    tmp = os.path.join(directory, f".{name}.partial.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    os.replace(tmp, f"{stem_path}_loss.png")
+
+
 def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
     """H x W x C numpy -> C x H x W float32 tensor on device."""
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(device)

@@ -145,3 +145,11 @@ def test_bf16_training_learns_what_fp32_learns(channels, out_activation):
     assert bf16_losses[-10:].mean() == pytest.approx(fp32_losses[-10:].mean().item(), rel=0.05)
     assert (bf16_output - fp32_output).abs().mean() < 0.02
     assert not torch.equal(bf16_losses, fp32_losses)  # bf16 arithmetic really ran
+
+
+@pytest.mark.parametrize("channels,size,tile", [(1, (70, 53), 16), (3, (40, 41), 20), (3, (33, 90), 32)])
+def test_tiled_denoising_equals_whole_image_denoising(channels, size, tile):
+    model = network.Pixel2PixelNet(channels, generator=torch.Generator().manual_seed(1))
+    noisy = torch.rand(channels, *size, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(network.denoise(model, noisy, tile=tile), network.denoise(model, noisy),
+                               rtol=0, atol=1e-6)

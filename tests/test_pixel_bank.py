@@ -159,3 +159,27 @@ def test_shift_equals_unfold_with_exact_ties_and_many_neighbours(distance):
     # Whatever order ties come back in, each entry's pixel is the one at its offset.
     bank = pixel_bank.gather_bank(image, shift[0])
     assert torch.equal(bank[0], image)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_offset_bank_gives_the_gathered_banks_pseudo_instances(channels):
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.rand(channels, 30, 34, generator=generator)
+    offsets, _ = pixel_bank.match_offsets(noisy, 10, 3, 6, "L2", "shift")
+    bank = pixel_bank.gather_bank(noisy, offsets, 4)  # 4 x C x H x W
+    whole = pixel_bank.OffsetBank(noisy, offsets[:4])
+    assert whole.shape == bank.shape and whole.offsets.dtype == torch.int8
+    expected = pixel_bank.sample_pseudo_instances(bank, torch.Generator().manual_seed(3))
+    for mine, theirs in zip(whole.sample(torch.Generator().manual_seed(3)), expected):
+        assert torch.equal(mine, theirs)
+    # A crop: the same pairs as the gathered bank's, cut at the window it drew.
+    cropped = pixel_bank.OffsetBank(noisy, offsets[:4], crop=16)
+    assert cropped.shape == (4, channels, 16, 16)
+    for seed in range(5):
+        pair = cropped.sample(torch.Generator().manual_seed(seed))
+        replay = torch.Generator().manual_seed(seed)
+        corner = torch.randint(0, (30 - 16 + 1) * (34 - 16 + 1), (1,), generator=replay).item()
+        top, left = divmod(corner, 34 - 16 + 1)
+        expected = pixel_bank.sample_pseudo_instances(bank[:, :, top:top + 16, left:left + 16].contiguous(), replay)
+        for mine, theirs in zip(pair, expected):
+            assert torch.equal(mine, theirs)

@@ -198,7 +198,7 @@ def test_a_real_collapse_is_detected():
 
 
 def test_collapse_that_persists_is_reported(tmp_path, clean_dataset, monkeypatch, capsys):
-    monkeypatch.setattr(network, "denoise", lambda model, noisy: torch.zeros_like(noisy))
+    monkeypatch.setattr(network, "denoise", lambda model, noisy, tile=None: torch.zeros_like(noisy))
     summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "rgb.png", "--max_retries", "1"))
     (row,) = read_rows(summary["csv"])
     assert row["attempts"] == "2" and row["status"] == "collapsed output"
