@@ -219,6 +219,25 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH) -> str:
     return "\n".join(lines)
 
 
+TABLE_START = "<!-- results table: python results/reproduce.py readme copies it here from results/README.md -->"
+TABLE_END = "<!-- end of results table -->"
+
+
+def copy_table(results_text: str, readme_path: str) -> None:
+    """Put results/README.md's table between the project README's markers."""
+    table = [line for line in results_text.splitlines() if line.startswith("|")]
+    with open(readme_path) as handle:
+        readme = handle.read()
+    if TABLE_START not in readme or TABLE_END not in readme:
+        raise UserError(f"{readme_path} has no results-table markers")
+    before, rest = readme.split(TABLE_START, 1)
+    after = rest.split(TABLE_END, 1)[1]
+    links = [line.replace("](tables/", "](results/tables/") for line in table]
+    block = "\n".join([TABLE_START, "Where the tables stand ([`results/README.md`](results/README.md)):", "",
+                       *links, TABLE_END])
+    utils.atomic_write_text(readme_path, before + block + after)
+
+
 # ----------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------
@@ -231,6 +250,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     readme_parser = commands.add_parser("readme", help="write results/README.md and the montages")
     readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
                                help="where the clean images for the montages are (default: ./data)")
+    readme_parser.add_argument("--project_readme", default=os.path.join(ROOT, "README.md"),
+                               help="the README whose results table to update ('' for none; default: README.md)")
     readme_parser.add_argument("--max_epoch", type=int, default=FULL_LENGTH,
                                help=f"iterations of the runs to show (default: {FULL_LENGTH})")
     for sub in (run_parser, readme_parser):
@@ -251,8 +272,12 @@ def main(argv=None) -> dict:
             for run in cell_runs(cell, args.tables, args.max_epoch):
                 make_montage(run, args.data_path)
         path = os.path.join(os.path.dirname(args.tables), "README.md")
-        utils.atomic_write_text(path, readme_text(args.tables, args.max_epoch))
+        text = readme_text(args.tables, args.max_epoch)
+        utils.atomic_write_text(path, text)
         print(f"wrote {path}")
+        if args.project_readme:
+            copy_table(text, args.project_readme)
+            print(f"updated the results table in {args.project_readme}")
     else:
         names = list(CELLS_BY_NAME) if args.cells == ["all"] else args.cells
         unknown = [name for name in names if name not in CELLS_BY_NAME]

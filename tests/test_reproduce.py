@@ -40,7 +40,10 @@ def test_sharded_cell_runs_and_the_generated_readme(tmp_path, tiny_kodak, capsys
     reproduce.main(["run", "kodak_gauss25", "--shard", "0/2", *flags])
     reproduce.main(["run", "kodak_gauss25", "--shard", "1/2", *flags])
     capsys.readouterr()
-    reproduce.main(["readme", "--tables", tables, "--max_epoch", "3", "--data_path", str(tiny_kodak)])
+    project_readme = tmp_path / "README.md"
+    project_readme.write_text(f"# top\n\n{reproduce.TABLE_START}\nold\n{reproduce.TABLE_END}\n\n## after\n")
+    reproduce.main(["readme", "--tables", tables, "--max_epoch", "3", "--data_path", str(tiny_kodak),
+                    "--project_readme", str(project_readme)])
     text = (tmp_path / "results" / "README.md").read_text()
     (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], tables, 3)
     assert [row["image"] for row in run.rows] == ["kodim01.png", "kodim02.png", "kodim03.png"]
@@ -62,6 +65,10 @@ def test_sharded_cell_runs_and_the_generated_readme(tmp_path, tiny_kodak, capsys
     denoised = utils.load_image(os.path.join(run.run_dir, "kodim01.png")).pixels
     np.testing.assert_allclose(montage[:40, 44:88], denoised, atol=1 / 255 + 1e-6)
     assert "montage.png" in text
+    # The same table, in the project README between its markers.
+    top = project_readme.read_text()
+    assert top.startswith("# top\n") and top.endswith("## after\n") and "\nold\n" not in top
+    assert line.replace("](tables/", "](results/tables/") in top
 
 
 def test_unknown_cell_is_a_user_error():
