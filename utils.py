@@ -293,6 +293,14 @@ def read_result_rows(path: str, fieldnames: list[str]) -> list[dict]:
         return [{name: row.get(name) or "" for name in fieldnames} for row in reader]
 
 
+def print_report(lines: list[str], path: str | None = None) -> None:
+    """A benchmark's table: printed, and written to path when given."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if path:
+        atomic_write_text(path, text)
+
+
 class ResultsCSV:
     """One row per image, rewritten atomically after every image, so a run that dies
     keeps every finished row and the file is never half-written."""

@@ -59,10 +59,7 @@ def main(argv=None) -> None:
         lines.append(f"{image:<10}{whole:9.2f}{crop:9.2f}{crop - whole:+12.3f}{whole_s:10.0f}{crop_s:9.0f}")
     lines.append(f"mean PSNR difference crop - whole over {len(differences)} images: "
                  f"{sum(differences) / len(differences):+.3f} dB")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.report:
-        utils.atomic_write_text(args.report, text)
+    utils.print_report(lines, args.report)
 
 
 if __name__ == "__main__":

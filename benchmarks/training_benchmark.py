@@ -136,10 +136,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     lines = speed(args) if args.command == "speed" else quality(args)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.report:
-        utils.atomic_write_text(args.report, text)
+    utils.print_report(lines, args.report)
 
 
 if __name__ == "__main__":
