@@ -9,6 +9,7 @@ import torch
 
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
+import network
 import runner
 import utils
 from helpers import ROOT, SMALL, read_rows
@@ -234,3 +235,16 @@ def test_shards_share_a_run_folder_and_resume_from_csvs_alone(tmp_path, same_siz
     assert merged["images"] == 4
     every_row = read_rows(first["csv"]) + read_rows(second["csv"])
     assert merged["psnr"] == pytest.approx(np.mean([float(row["psnr"]) for row in every_row]))
+
+
+@pytest.mark.skipif(not network.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
+def test_bf16_run_is_its_own_setting(tmp_path, clean_dataset):
+    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25",
+            "--max_epoch", "30", *SMALL, *outputs(tmp_path)]
+    fp32 = Pixel2Pixel_syn.main(argv + ["--precision", "fp32"])
+    bf16 = Pixel2Pixel_syn.main(argv + ["--precision", "bf16"])
+    assert os.path.dirname(fp32["csv"]).endswith("_fp32") and os.path.dirname(bf16["csv"]).endswith("_bf16")
+    for fp32_row, bf16_row in zip(read_rows(fp32["csv"]), read_rows(bf16["csv"])):
+        assert bf16_row["precision"] == "bf16" and bf16_row["bank_cached"] == "1"  # the same bank
+        assert float(bf16_row["psnr"]) == pytest.approx(float(fp32_row["psnr"]), abs=0.5)
+        assert bf16_row["psnr"] != fp32_row["psnr"]
