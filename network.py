@@ -1,6 +1,7 @@
 """The compact CNN and its training (SPEC section 3)."""
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pixel_bank import sample_pseudo_instances
-from utils import UserError
+from utils import UserError, synchronize
 
 # Paper defaults, in one place (SPEC section 3).
 WIDTH = 64  # feature channels of every hidden convolution
@@ -143,8 +144,8 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
                    description: str | None = None,
                    precision: str = "fp32") -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
-    shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g] for network g's initialisation and
-    sampler. Each network sees what it would see trained alone (same initial weights,
+    shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g]
+    for network g's initialisation and sampler. Each network sees what it would see trained alone (same initial weights,
     same pseudo instances, its own loss, elementwise AdamW), so results match one-by-one
     training up to floating-point summation order. Returns the networks and their
     losses, G x iterations."""
@@ -202,16 +203,12 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
 def measure_iteration_seconds(channels: int, height: int, width: int, precision: str, device: torch.device,
                               iterations: int = 3) -> float:
     """Seconds per training iteration on a C x H x W image here, after one warm-up."""
-    import time
-
     bank = torch.rand(2, channels, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     train_network(bank, iterations=1, progress=False, precision=precision)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     train_network(bank, iterations=iterations, progress=False, precision=precision)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) / iterations
 
 
