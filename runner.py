@@ -134,7 +134,7 @@ class Settings:
     shard: tuple[int, int] | None = None  # (I, N): this process runs images I, I + N, ...
     precision: str = "fp32"  # resolved: fp32 or bf16
     batch_images: int = 1  # images of one shape trained together as one grouped network
-    inference_tile: int | None = None  # denoise in tiles of this side (same result, bounded memory)
+    inference_tile: int | None = INFERENCE_TILE  # denoise in tiles of this side (same result, bounded memory)
     train_crop: int | None = None  # --train_crop: None = auto, 0 = whole image, N = N x N crops
 
 
@@ -453,7 +453,7 @@ def process_batch(items: list[tuple[str, utils.Image, utils.Image]], settings: S
     rows = []
     for image, model, image_losses in zip(prepared, models, losses):
         start = time.perf_counter()
-        denoised = network.denoise(model, image.noisy_tensor)
+        denoised = network.denoise(model, image.noisy_tensor, settings.inference_tile)
         attempts, status = 1, network.training_failure(image_losses, denoised, image.noisy_tensor)
         if status is not None:
             warn_failure(image.file_name, settings.seed, status, retrying=settings.max_retries > 0)
@@ -577,10 +577,12 @@ def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, uti
             noisy, _ = read(name)
             height, width = noisy.pixels.shape[:2]
             pixel_bank.check_image_size(height, width, settings.window_size, settings.patch_size, name)
-            needed = TRAIN_BYTES_PER_PIXEL * height * width * settings.batch_images
+            crop = training_crop(height, width, settings.train_crop)
+            trained_pixels = height * width if crop is None else min(crop, height) * min(crop, width)
+            needed = TRAIN_BYTES_PER_PIXEL * trained_pixels * settings.batch_images
             if available is not None and needed > available:
-                raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB to train "
-                                   f"on the full image, {available / 2 ** 30:.1f} GiB is free")
+                raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB to train, "
+                                   f"{available / 2 ** 30:.1f} GiB is free (--train_crop trains on crops)")
         except UserError as error:
             print(f"warning: skipping {error}", file=sys.stderr, flush=True)
             skipped.append(str(error))
@@ -610,7 +612,8 @@ def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils
     for file_name in usable:
         if file_name in finished:
             row = finished[file_name]
-            print(f"Skipping {file_name}: already in a results CSV of this run (PSNR {float(row['psnr']):.2f} dB)", flush=True)
+            print(f"Skipping {file_name}: already in a results CSV of this run (PSNR {float(row['psnr']):.2f} dB)",
+                  flush=True)
             rows.append(row)
             continue
         noisy, clean = read(file_name)
