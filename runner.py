@@ -516,7 +516,11 @@ def denoise_photo(path: str, settings: Settings) -> None:
     bank = pixel_bank.OffsetBank(noisy, offsets, crop)
     del offsets
     print(f"Processed {name} in {time.perf_counter() - start:.2f} seconds", flush=True)
+    train_start = time.perf_counter()
     denoised, attempts, status, losses = train_with_retries(name, bank, noisy, settings)
+    utils.synchronize(device)
+    print(f"Trained and denoised {name} in {time.perf_counter() - train_start:.1f} seconds "
+          f"({attempts} x {settings.iterations} iterations)", flush=True)
     if status != "ok":
         raise SkippedImage(f"{name}: training failed ({status}) after {attempts} attempt(s)")
     pixels = utils.to_numpy(denoised)
