@@ -28,8 +28,10 @@ OUT_ACTIVATIONS = ("sigmoid", "none")  # synthetic script: sigmoid; real script:
 # bf16 only on a device type where benchmarks/training_benchmark.py showed it equal to
 # fp32 in PSNR at full length (results/benchmarks/training_quality_*.txt), else fp32.
 PRECISIONS = ("fp32", "bf16", "auto")
-DEFAULT_PRECISION = "fp32"
-BF16_PROVEN = {"cpu": False, "cuda": False}
+DEFAULT_PRECISION = "auto"
+# CPU: 4 Kodak24 images, gauss 25, 3000 iterations: bf16 - fp32 = +0.001 dB on average,
+# at most 0.03 dB on one image, 4.5x faster. CUDA: not yet measured on a GPU.
+BF16_PROVEN = {"cpu": True, "cuda": False}
 
 
 class Pixel2PixelNet(nn.Module):

@@ -34,7 +34,10 @@ def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, le
     assert [row["image"] for row in rows] == ["gray.png", "rgb.png"]
     for row, (_, psnr_text, ssim_text) in zip(rows, image_lines):
         assert float(row["psnr"]) > float(row["noisy_psnr"]) + 3.0  # well above the noisy input
-        assert f"{float(row['psnr']):.2f}" == psnr_text and f"{float(row['ssim']):.4f}" == ssim_text
+        # The line rounds the full value, the CSV keeps 4 and 6 decimals: equal to within
+        # the line's rounding (rounding the CSV's value again could differ in the last digit).
+        assert float(row["psnr"]) == pytest.approx(float(psnr_text), abs=0.005 + 1e-4)
+        assert float(row["ssim"]) == pytest.approx(float(ssim_text), abs=0.00005 + 1e-6)
         assert row["device"].startswith("cpu") and float(row["train_seconds"]) > 0
     assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
 
