@@ -529,7 +529,7 @@ def denoise_photo(path: str, settings: Settings) -> None:
     utils.save_loss_curve(os.path.join(settings.run_dir, stem), losses.numpy(), f"{name}: {settings.loss} loss")
     utils.save_image(os.path.join(settings.run_dir, f"{stem}_compare.png"),
                      utils.side_by_side([np.clip(photo.pixels, 0, 1), pixels]))
-    utils.save_image(out, utils.quantize_rounded(pixels, photo.bit_depth))
+    utils.save_image(out, utils.quantize(pixels, photo.bit_depth, rounding=True))
     print(f"Denoised {name} in {time.perf_counter() - start:.1f} seconds: {out}", flush=True)
 
 

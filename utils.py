@@ -77,12 +77,15 @@ def load_image(path: str) -> Image:
     return Image(np.ascontiguousarray(pixels), bit_depth)
 
 
-def quantize(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+def quantize(pixels: np.ndarray, bit_depth: int = 8, rounding: bool = False) -> np.ndarray:
     """Float [0, 1] -> integers by truncation, floor(max * x), as the release's
-    to_pil_image does (not rounding). Clipped first so out-of-range floats are safe."""
+    to_pil_image does; with rounding, to the nearest level (photos denoised outside a
+    benchmark, where truncation would only darken them by half a level). Clipped first
+    so out-of-range floats are safe."""
     max_value = (1 << bit_depth) - 1
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.floor(np.clip(pixels, 0.0, 1.0) * np.float32(max_value)).astype(dtype)
+    scaled = np.clip(pixels, 0.0, 1.0) * np.float32(max_value)
+    return (np.round(scaled) if rounding else np.floor(scaled)).astype(dtype)
 
 
 def save_image(path: str, integers: np.ndarray) -> None:
@@ -100,14 +103,6 @@ def save_image(path: str, integers: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def quantize_rounded(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """Float [0, 1] -> integers by rounding: for photos denoised outside a benchmark,
-    where the release's truncation would only darken them by half a level."""
-    max_value = (1 << bit_depth) - 1
-    dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.round(np.clip(pixels, 0.0, 1.0) * np.float32(max_value)).astype(dtype)
-
-
 SIDE_BY_SIDE_GAP = 4  # white pixels between the panels
 
 
@@ -122,7 +117,7 @@ def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
         if panel.shape[0] != height:
             raise ValueError(f"panels differ in height: {panel.shape[0]} and {height}")
         pieces += [np.repeat(panel, channels // panel.shape[2], axis=2), gap]
-    return quantize_rounded(np.concatenate(pieces[:-1], axis=1))
+    return quantize(np.concatenate(pieces[:-1], axis=1), rounding=True)
 
 
 def save_loss_curve(stem_path: str, losses: np.ndarray, title: str) -> None:
