@@ -49,7 +49,8 @@ class Cell:
     images: int  # in the whole dataset
     paper_psnr: float | None = None  # ../shared/SPEC.md section 7
     paper_ssim: float | None = None
-    note: str = ""
+    note: str = ""  # what the noise level means, for cells with no published number
+    others_psnr: float | None = None  # what others re-running the release report (SPEC section 7)
     extra: list[str] = field(default_factory=list)
 
     @property
@@ -69,10 +70,8 @@ CELLS = [
     Cell("kodak_gauss25", "syn", "kodak", ["--nt", "gauss", "--nl", "25"], 24, 29.31, 0.8182),
     Cell("kodak_gauss50", "syn", "kodak", ["--nt", "gauss", "--nl", "50"], 24, 26.26, 0.7185),
     Cell("kodak_poiss50", "syn", "kodak", ["--nt", "poiss", "--nl", "50"], 24, 29.59, 0.8232),
-    Cell("mcmaster_gauss25", "syn", "McMaster", ["--nt", "gauss", "--nl", "25"], 18, 29.50, None,
-         "others re-running the release report 28.38"),
-    Cell("mcmaster_gauss50", "syn", "McMaster", ["--nt", "gauss", "--nl", "50"], 18, 25.28, None,
-         "others re-running the release report 24.43"),
+    Cell("mcmaster_gauss25", "syn", "McMaster", ["--nt", "gauss", "--nl", "25"], 18, 29.50, others_psnr=28.38),
+    Cell("mcmaster_gauss50", "syn", "McMaster", ["--nt", "gauss", "--nl", "50"], 18, 25.28, others_psnr=24.43),
     Cell("mcmaster_poiss50", "syn", "McMaster", ["--nt", "poiss", "--nl", "50"], 18, 30.98, 0.8811),
     Cell("polyu_real", "real", "PolyU", [], 40, 36.11, 0.9418),
     Cell("kodak_gauss10", "syn", "kodak", ["--nt", "gauss", "--nl", "10"], 24),
@@ -132,6 +131,10 @@ def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
     return crop if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
 
 
+def clean_image_path(cell: Cell, data_path: str, image: str) -> str:
+    return os.path.join(data_path, cell.dataset, "GT" if cell.script == "real" else "", image)
+
+
 def make_montage(run: CellRun, data_path: str) -> str | None:
     """noisy | ours | clean, centre crops, for the first images whose PNGs are on this
     machine; None when none are (a clone holds only the CSVs)."""
@@ -140,8 +143,7 @@ def make_montage(run: CellRun, data_path: str) -> str | None:
         stem = os.path.splitext(row["image"])[0]
         denoised_path = os.path.join(run.run_dir, f"{stem}.png")
         noisy_path = os.path.join(run.run_dir, f"{stem}_noisy.png")
-        clean_folder = os.path.join(data_path, run.cell.dataset, "GT" if run.cell.script == "real" else "")
-        clean_path = os.path.join(clean_folder, row["image"])
+        clean_path = clean_image_path(run.cell, data_path, row["image"])
         if not all(os.path.exists(path) for path in (denoised_path, noisy_path, clean_path)):
             continue
         tiles = [centre_crop(utils.load_image(path).pixels, MONTAGE_CROP)
@@ -167,7 +169,61 @@ def describe(values: set[str]) -> str:
     return ", ".join(sorted(value for value in values if value)) or "?"
 
 
-def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH) -> str:
+COLLAPSE_MATCH_DB = 0.15  # the reproduction tolerance, also for "our mean with one image black"
+
+
+def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
+    """What a run that collapsed to an all-black output scores on each clean image of
+    the cell's dataset found under data_path (empty when it is not there)."""
+    folder = os.path.dirname(clean_image_path(cell, data_path, "x"))
+    if not os.path.isdir(folder):
+        return {}
+    scores = {}
+    for name in runner.list_images(folder):
+        clean = utils.load_image(os.path.join(folder, name)).pixels
+        scores[name] = utils.psnr(clean, np.zeros_like(clean))
+    return scores
+
+
+def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str) -> list[str]:
+    """Whether one collapsed image explains the gap between the paper's mean and the
+    mean others got re-running the release: README lines, computed from the data.
+    run: this cell's run with all its images, or None."""
+    total = cell.images
+    # The one image's score if the other total - 1 scored the paper's mean.
+    implied = total * cell.others_psnr - (total - 1) * cell.paper_psnr
+    lines = [f"Others re-running the release report {cell.others_psnr:.2f} dB, {cell.paper_psnr - cell.others_psnr:.2f} "
+             f"dB below the paper, with one image collapsing to black (SPEC section 7). If {total - 1} of the "
+             f"{total} images scored the paper's mean, the last one scored {implied:.2f} dB."]
+    black = black_output_psnrs(cell, data_path)
+    if len(black) != total:
+        return lines + ["", f"(The clean images are not under {data_path}: run `readme --data_path` to compare "
+                            "with an all-black output.)", ""]
+    closest = sorted(black, key=lambda name: abs(black[name] - implied))[:4]
+    lines[-1] += (f" An all-black output scores {min(black.values()):.2f} to {max(black.values()):.2f} dB on these "
+                  f"images; closest to {implied:.2f}: " + ", ".join(f"{name} {black[name]:.2f}" for name in closest)
+                  + ". So one collapse on an otherwise faithful run can account for the whole gap.")
+    if run is not None:
+        scores = {row["image"]: float(row["psnr"]) for row in run.rows}
+        ours = float(np.mean(list(scores.values())))
+        # Our mean had image `name` collapsed to black, as the release lets it.
+        if_black = {name: ours + (black[name] - scores[name]) / total for name in scores}
+        matching = [name for name in sorted(if_black, key=lambda n: abs(if_black[n] - cell.others_psnr))
+                    if abs(if_black[name] - cell.others_psnr) <= COLLAPSE_MATCH_DB]
+        closest_ours = ", ".join(f"{name} {if_black[name]:.2f}" for name in matching[:4])
+        first_failures = [row["image"] for row in run.rows if row["attempts"] not in ("", "1")]
+        lines += ["", f"Our mean is {ours:.2f} dB. Had one of our images collapsed to black it would be "
+                      f"{min(if_black.values()):.2f} to {max(if_black.values()):.2f} dB, and within "
+                      f"{COLLAPSE_MATCH_DB} dB of {cell.others_psnr:.2f} for {len(matching)} of the {total} images"
+                      + (f" (closest: {closest_ours}). " if matching else ". ")
+                      + ("Our first training run (seed 123, what the release runs) failed on "
+                         + ", ".join(first_failures) + " and was retrained with another seed."
+                         if first_failures else "None of our first training runs (seed 123) failed here.")]
+    return lines + [""]
+
+
+def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
+                data_path: str = os.path.join(ROOT, "data")) -> str:
     lines = [
         "# Reproduced results",
         "",
@@ -187,6 +243,9 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH) -> str:
         details += [f"### {cell.label}", "", "```bash", cell.command(), "```", ""]
         if cell.note:
             details += [f"Noise: {cell.note}.", ""]
+        if cell.others_psnr:
+            complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
+            details += collapse_evidence(complete, cell, data_path)
         for run in runs:
             paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
                 f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")
@@ -272,7 +331,7 @@ def main(argv=None) -> dict:
             for run in cell_runs(cell, args.tables, args.max_epoch):
                 make_montage(run, args.data_path)
         path = os.path.join(os.path.dirname(args.tables), "README.md")
-        text = readme_text(args.tables, args.max_epoch)
+        text = readme_text(args.tables, args.max_epoch, args.data_path)
         utils.atomic_write_text(path, text)
         print(f"wrote {path}")
         if args.project_readme:

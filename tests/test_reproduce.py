@@ -65,10 +65,45 @@ def test_sharded_cell_runs_and_the_generated_readme(tmp_path, tiny_kodak, capsys
     denoised = utils.load_image(os.path.join(run.run_dir, "kodim01.png")).pixels
     np.testing.assert_allclose(montage[:40, 44:88], denoised, atol=1 / 255 + 1e-6)
     assert "montage.png" in text
+    # McMaster's gap analysis needs its clean images, which this data path lacks.
+    assert "If 17 of the 18 images scored the paper's mean, the last one scored 9.34 dB." in text
+    assert f"(The clean images are not under {tiny_kodak}" in text
     # The same table, in the project README between its markers.
     top = project_readme.read_text()
     assert top.startswith("# top\n") and top.endswith("## after\n") and "\nold\n" not in top
     assert line.replace("](tables/", "](results/tables/") in top
+
+
+def test_collapse_evidence_from_black_outputs(tmp_path):
+    """One image scored as an all-black output explains a reported mean: the analysis's
+    arithmetic, on constant images whose black-output PSNR is known exactly."""
+    cell = reproduce.CELLS_BY_NAME["mcmaster_gauss25"]
+    folder = tmp_path / "McMaster"
+    folder.mkdir()
+    levels = {f"{index}.png": index * 12 + 30 for index in range(1, 19)}  # 8-bit grey levels
+    for name, level in levels.items():
+        utils.save_image(str(folder / name), np.full((8, 8, 3), level, np.uint8))
+    black = {name: -20 * np.log10(level / 255) for name, level in levels.items()}
+    scores = {name: 29.0 + 0.1 * index for index, name in enumerate(levels)}
+    rows = [{"image": name, "psnr": f"{score:.4f}", "attempts": "2" if name == "5.png" else "1"}
+            for name, score in scores.items()]
+    run = reproduce.CellRun(cell, str(tmp_path), {}, rows)
+    text = " ".join(reproduce.collapse_evidence(run, cell, str(tmp_path)))
+    implied = 18 * 28.38 - 17 * 29.50
+    closest = min(black, key=lambda name: abs(black[name] - implied))
+    assert f"the last one scored {implied:.2f} dB" in text
+    assert f"closest to {implied:.2f}: {closest} {black[closest]:.2f}" in text
+    assert f"scores {min(black.values()):.2f} to {max(black.values()):.2f} dB on these images" in text
+    ours = np.mean(list(scores.values()))
+    if_black = [ours + (black[name] - scores[name]) / 18 for name in scores]
+    assert f"Our mean is {ours:.2f} dB" in text
+    assert f"would be {min(if_black):.2f} to {max(if_black):.2f} dB" in text
+    near = sum(abs(value - 28.38) <= reproduce.COLLAPSE_MATCH_DB for value in if_black)
+    assert f"for {near} of the 18 images" in text
+    assert "failed on 5.png and was retrained" in text
+    # Without a complete run, only the part that needs no run of ours.
+    partial = " ".join(reproduce.collapse_evidence(None, cell, str(tmp_path)))
+    assert "last one scored" in partial and "Our mean" not in partial
 
 
 def test_unknown_cell_is_a_user_error():
