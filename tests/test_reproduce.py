@@ -93,7 +93,7 @@ def test_collapse_evidence_from_black_outputs(tmp_path):
         utils.save_image(str(folder / name), np.full((8, 8, 3), level, np.uint8))
     black = {name: -20 * np.log10(level / 255) for name, level in levels.items()}
     scores = {name: 29.0 + 0.1 * index for index, name in enumerate(levels)}
-    rows = [{"image": name, "psnr": f"{score:.4f}", "attempts": "2" if name == "5.png" else "1"}
+    rows = [{"image": name, "psnr": f"{score:.4f}", "attempts": "2" if name == "5.png" else "1", "status": "ok"}
             for name, score in scores.items()]
     run = reproduce.CellRun(cell, str(tmp_path), {}, rows)
     text = " ".join(reproduce.collapse_evidence(run, cell, str(tmp_path)))
@@ -108,7 +108,15 @@ def test_collapse_evidence_from_black_outputs(tmp_path):
     assert f"would be {min(if_black):.2f} to {max(if_black):.2f} dB" in text
     near = sum(abs(value - 28.38) <= reproduce.COLLAPSE_MATCH_DB for value in if_black)
     assert f"for {near} of the 18 images" in text
-    assert "failed on 5.png and was retrained" in text
+    assert "after a failed first run (seed 123, all the release runs): 5.png." in text
+    # An image that stayed collapsed: our mean already holds it; the rest averaged apart.
+    rows[7].update(psnr=f"{black['8.png']:.4f}", attempts="3", status="collapsed output")
+    scores["8.png"] = black["8.png"]
+    text = " ".join(reproduce.collapse_evidence(run, cell, str(tmp_path)))
+    rest = np.mean([score for name, score in scores.items() if name != "8.png"])
+    assert f"Our mean is {np.mean(list(scores.values())):.2f} dB" in text
+    assert "8.png (collapsed output in all 3 training runs" in text
+    assert f"The other 17 images average {rest:.2f} dB ({rest - 29.50:+.2f} dB against the paper" in text and "Had one of" not in text
     # Without a complete run, only the part that needs no run of ours.
     partial = " ".join(reproduce.collapse_evidence(None, cell, str(tmp_path)))
     assert "last one scored" in partial and "Our mean" not in partial
