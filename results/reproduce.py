@@ -131,8 +131,8 @@ def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
     return crop if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
 
 
-def clean_image_path(cell: Cell, data_path: str, image: str) -> str:
-    return os.path.join(data_path, cell.dataset, "GT" if cell.script == "real" else "", image)
+def clean_folder(cell: Cell, data_path: str) -> str:
+    return os.path.join(data_path, cell.dataset, "GT" if cell.script == "real" else "")
 
 
 def make_montage(run: CellRun, data_path: str) -> str | None:
@@ -143,7 +143,7 @@ def make_montage(run: CellRun, data_path: str) -> str | None:
         stem = os.path.splitext(row["image"])[0]
         denoised_path = os.path.join(run.run_dir, f"{stem}.png")
         noisy_path = os.path.join(run.run_dir, f"{stem}_noisy.png")
-        clean_path = clean_image_path(run.cell, data_path, row["image"])
+        clean_path = os.path.join(clean_folder(run.cell, data_path), row["image"])
         if not all(os.path.exists(path) for path in (denoised_path, noisy_path, clean_path)):
             continue
         tiles = [centre_crop(utils.load_image(path).pixels, MONTAGE_CROP)
@@ -173,10 +173,15 @@ REPRODUCED_DB = 0.15  # a cell is reproduced when its mean PSNR is this close to
 COLLAPSE_MATCH_DB = REPRODUCED_DB  # the same tolerance for "our mean with one image black"
 
 
+def first_run_failed(row: dict) -> bool:
+    """Whether the image's first training run (seed 123, all the release runs) failed."""
+    return row["attempts"] not in ("", "1")
+
+
 def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
     """What a run that collapsed to an all-black output scores on each clean image of
     the cell's dataset found under data_path (empty when it is not there)."""
-    folder = os.path.dirname(clean_image_path(cell, data_path, "x"))
+    folder = clean_folder(cell, data_path)
     if not os.path.isdir(folder):
         return {}
     scores = {}
@@ -193,8 +198,8 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str) -> list[s
     total = cell.images
     # The one image's score if the other total - 1 scored the paper's mean.
     implied = total * cell.others_psnr - (total - 1) * cell.paper_psnr
-    lines = [f"Others re-running the release report {cell.others_psnr:.2f} dB, {cell.paper_psnr - cell.others_psnr:.2f} "
-             f"dB below the paper, with one image collapsing to black (SPEC section 7). If {total - 1} of the "
+    lines = [f"Others re-running the release report {cell.others_psnr:.2f} dB, "
+             f"{cell.paper_psnr - cell.others_psnr:.2f} dB below the paper, with one image collapsing to black (SPEC section 7). If {total - 1} of the "
              f"{total} images scored the paper's mean, the last one scored {implied:.2f} dB."]
     black = black_output_psnrs(cell, data_path)
     if len(black) != total:
@@ -209,10 +214,11 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str) -> list[s
     scores = {row["image"]: float(row["psnr"]) for row in run.rows}
     ours = float(np.mean(list(scores.values())))
     still_failed = [row for row in run.rows if row["status"] != "ok"]
-    retried = [row["image"] for row in run.rows if row["attempts"] not in ("", "1") and row["status"] == "ok"]
+    retried = [row["image"] for row in run.rows if first_run_failed(row) and row["status"] == "ok"]
     lines += ["", f"Our mean is {ours:.2f} dB."]
     if still_failed:
-        healthy = [scores[name] for name in scores if name not in {row["image"] for row in still_failed}]
+        failed_names = {row["image"] for row in still_failed}
+        healthy = [score for name, score in scores.items() if name not in failed_names]
         lines[-1] += (" It already holds the release's failure: " + ", ".join(
             f"{row['image']} ({row['status']} in all {row['attempts']} training runs, {scores[row['image']]:.2f} dB; "
             f"black scores {black[row['image']]:.2f})" for row in still_failed)
@@ -287,7 +293,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
                 f"{describe({row['device'] for row in run.rows})} | {seconds:.0f} | "
                 f"`{run.info.get('commit', '?')}` |")
             failed = [row["image"] for row in run.rows if row["status"] != "ok"]
-            retried = [row["image"] for row in run.rows if row["attempts"] not in ("", "1")]
+            retried = [row["image"] for row in run.rows if first_run_failed(row)]
             if retried or failed:
                 details += [f"Retrained after a failed run: {', '.join(retried) or 'none'}; "
                             f"still failed: {', '.join(failed) or 'none'}.", ""]
