@@ -219,14 +219,17 @@ def test_killed_run_resumes_to_the_same_csv(tmp_path, clean_dataset):
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     finished = 0
-    for line in process.stdout:  # kill after the second image finished, mid-way through the third
+    for line in process.stdout:  # kill once the second image's row is written, mid-way through the third
         finished += line.startswith("Image: ")
         if finished == 2:
-            time.sleep(0.3)
-            process.send_signal(signal.SIGKILL)
             break
-    process.wait(timeout=60)
     run_dir = next((tmp_path / "out" / "tiny").iterdir())
+    # The row follows the line; a fixed sleep here let a fast third image finish too.
+    csv_path, deadline = run_dir / "results.csv", time.monotonic() + 30
+    while (len(read_rows(csv_path)) if csv_path.exists() else 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
     assert len(read_rows(run_dir / "results.csv")) == 2
     resumed = run_script("Pixel2Pixel_syn.py", argv)
     assert resumed.returncode == 0, resumed.stderr
