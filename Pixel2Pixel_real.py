@@ -45,6 +45,7 @@ def paired_names(gt_folder: str, noisy_folder: str, only: list[str] | None = Non
 
 
 def main(args=None) -> dict:
+    argv = None if isinstance(args, argparse.Namespace) else args
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
     # The release's real script always matches with L2; --loss is the training loss only.
@@ -66,7 +67,8 @@ def main(args=None) -> dict:
         cache_dir=os.path.join(args.save, args.dataset),
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
                                        identity={"tag": tag, "GT": args.GT, "Noisy": args.Noisy,
-                                                 "max_retries": args.max_retries}),
+                                                 "max_retries": args.max_retries},
+                                       command=runner.script_command(__file__, argv)),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
         batch_images=args.batch_images, shard=runner.parse_shard(args.shard),
         train_crop=runner.parse_train_crop(args.train_crop))

@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args=None) -> dict:
+    argv = None if isinstance(args, argparse.Namespace) else args
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
     utils.check_noise_level(args.nt, args.nl)
@@ -60,7 +61,8 @@ def main(args=None) -> dict:
         bank_method=args.bank_method, device=str(device),
         cache_dir=os.path.join(args.save, args.dataset),
         run_dir=runner.prepare_run_dir(args.out_image, args.dataset, tag, args,
-                                       identity={"tag": tag, "max_retries": args.max_retries}),
+                                       identity={"tag": tag, "max_retries": args.max_retries},
+                                       command=runner.script_command(__file__, argv)),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
         batch_images=args.batch_images, shard=runner.parse_shard(args.shard),
         train_crop=runner.parse_train_crop(args.train_crop))

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -228,7 +229,15 @@ def setting_tag(parts: list) -> str:
     return "_".join(str(part) for part in parts if part != "")
 
 
-def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace, identity: dict) -> str:
+def script_command(script_path: str, argv: list[str] | None) -> str:
+    """The command line that reruns a script with these arguments: the list a caller
+    (results/reproduce.py, a test) gave to main(), else the shell's."""
+    words = sys.argv[1:] if argv is None else [str(word) for word in argv]
+    return shlex.join(["python", os.path.basename(script_path), *words])
+
+
+def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Namespace, identity: dict,
+                    command: str) -> str:
     """The run folder for these settings. A folder holding results of other settings
     (what the tag does not name: `identity`) is refused rather than mixed."""
     run_dir = os.path.join(out_image, dataset, tag)
@@ -244,7 +253,7 @@ def prepare_run_dir(out_image: str, dataset: str, tag: str, args: argparse.Names
                             f"use another --out_image or remove that folder")
     try:
         os.makedirs(run_dir, exist_ok=True)
-        info = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]), "identity": identity,
+        info = {"command": command, "identity": identity,
                 "arguments": vars(args), **environment_info()}
         utils.atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     except OSError as error:

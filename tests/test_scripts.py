@@ -1,5 +1,7 @@
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -53,6 +55,13 @@ def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, le
         rng = np.random.default_rng(utils.image_seed(123, f"{name}.png"))
         expected_noisy = utils.add_noise(clean.pixels, noise_type, level, rng)
         np.testing.assert_array_equal(utils.quantize(noisy_saved.pixels), utils.quantize(expected_noisy))
+
+    # run.json names the script command that reruns this run, whoever called main().
+    with open(os.path.join(run_dir, "run.json")) as handle:
+        info = json.load(handle)
+    words = shlex.split(info["command"])
+    assert words[:2] == ["python", "Pixel2Pixel_syn.py"] and words[2:] == argv
+    assert vars(Pixel2Pixel_syn.parse_args(words[2:])) == info["arguments"]
 
 
 def test_syn_rerun_same_result_from_cache_and_subset_same_noise(tmp_path, clean_dataset):
