@@ -662,6 +662,7 @@ def cli(main) -> None:
     skipped files exit 1 after the rest ran; Ctrl-C or SIGTERM exit 130, with every
     finished image kept (rows and images are written atomically)."""
     signal.signal(signal.SIGTERM, _interrupt)
+    utils.flush_subnormals()  # before any tensor operation starts the worker threads
     try:
         summary = main()
     except UserError as error:

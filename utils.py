@@ -254,6 +254,17 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
+def flush_subnormals() -> bool:
+    """Make CPU arithmetic treat subnormal floats (below 1.2e-38) as zero, for this
+    thread and the worker threads it starts later. A network collapsing on a dark image
+    (the sigmoid driven to 0) fills its activations and gradients with them, and x86
+    CPUs compute those in microcode: fp32 training of McMaster 8.png ran 150 iterations
+    in 471 s instead of 36. Worker threads copy the setting only when created, so
+    an entry script calls this before its first tensor operation. Returns whether the
+    CPU supports it."""
+    return torch.set_flush_denormal(True)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so wall-clock timings measure the work itself."""
     if device.type == "cuda":

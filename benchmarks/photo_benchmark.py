@@ -82,4 +82,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    utils.flush_subnormals()  # as the entry scripts do, before any tensor operation
     main()

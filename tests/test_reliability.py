@@ -259,3 +259,24 @@ def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_datas
     Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png"))
     with pytest.raises(UserError, match="holds results made with other settings"):
         Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png", "--max_retries", "0"))
+
+
+SUBNORMALS_SURVIVING = """
+import sys, torch, runner
+def count():
+    # 2**20 copies of the smallest fp32 subnormal, times one: zero only where every
+    # thread that computes a piece of it flushes subnormals.
+    tiny = torch.ones(1 << 20, dtype=torch.int32).view(torch.float32)
+    print(int((tiny * 1.0).count_nonzero()))
+    return {"skipped": []}
+runner.cli(count) if sys.argv[1] == "cli" else count()
+"""
+
+
+@pytest.mark.parametrize("entry,surviving", [("cli", 0), ("plain", 1 << 20)])
+def test_command_line_entry_flushes_subnormals_in_every_thread(entry, surviving):
+    # A collapsing network computes with subnormals, which x86 CPUs run many times slower.
+    result = subprocess.run([sys.executable, "-c", SUBNORMALS_SURVIVING, entry], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": ROOT}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == surviving
