@@ -19,6 +19,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -191,10 +192,51 @@ def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
     return scores
 
 
-def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str) -> list[str]:
+CHECK_ROW = re.compile(r"^(\S+)\s+(fp32|bf16)\s+(\d+)\s+(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)$")
+
+
+def precision_checks(cell: Cell, benchmarks: str) -> dict[str, list[dict]]:
+    """What benchmarks/collapse_benchmark.py reports under `benchmarks` for this cell's
+    setting: {image: [{precision, runs, status, psnr, black, report}, ...]}."""
+    checks = {}
+    for path in sorted(glob.glob(os.path.join(benchmarks, "collapse_*.txt"))):
+        with open(path) as handle:
+            header, *rows = handle.read().splitlines() or [""]
+        if f", {cell.label}, " not in header:
+            continue
+        for row in rows:
+            match = CHECK_ROW.match(row)
+            if match:
+                image, precision, runs, status, psnr, black = match.groups()
+                iterations = re.search(r"(\d+) iterations", header)
+                checks.setdefault(image, []).append(
+                    {"precision": precision, "runs": runs, "status": status, "psnr": psnr, "black": black,
+                     "iterations": iterations.group(1) if iterations else "?",
+                     "report": os.path.relpath(path, os.path.dirname(benchmarks))})
+    return checks
+
+
+def describe_checks(image: str, checks: list[dict]) -> str:
+    """A README sentence on whether `image` collapses in the release's fp32 as in bf16."""
+    found = "; ".join(f"{check['precision']}: {check['status']} in {check['runs']} runs of {check['iterations']} "
+                      f"iterations, {check['psnr']} dB (black: {check['black']})" for check in checks)
+    reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
+    fp32_failed = [check for check in checks if check["precision"] == "fp32" and check["status"] != "ok"]
+    fp32_ok = [check for check in checks if check["precision"] == "fp32" and check["status"] == "ok"]
+    if fp32_failed and not fp32_ok:
+        verdict = "it fails in the release's fp32 arithmetic too, so the failure is the method's, not bf16's"
+    elif fp32_ok:
+        verdict = "it trains in fp32, so bf16 may be to blame"
+    else:
+        verdict = "fp32 was not checked"
+    return f" Short reruns of {image} by `benchmarks/collapse_benchmark.py` ({reports}): {found}; {verdict}."
+
+
+def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str, benchmarks: str | None = None) -> list[str]:
     """Whether one collapsed image explains the gap between the paper's mean and the
     mean others got re-running the release: README lines, computed from the data.
-    run: this cell's run with all its images, or None."""
+    run: this cell's run with all its images, or None; benchmarks: the folder of
+    collapse_benchmark.py reports, which say whether fp32 collapses as bf16 does."""
     total = cell.images
     # The one image's score if the other total - 1 scored the paper's mean.
     implied = total * cell.others_psnr - (total - 1) * cell.paper_psnr
@@ -225,6 +267,10 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str) -> list[s
             + f". The other {len(healthy)} images average {np.mean(healthy):.2f} dB "
             f"({np.mean(healthy) - cell.paper_psnr:+.2f} dB against the paper; which 256 x 256 crops the paper used "
             "is not published, ours are the centre crops).")
+        checks = precision_checks(cell, benchmarks) if benchmarks else {}
+        for row in still_failed:
+            if checks.get(row["image"]):
+                lines[-1] += describe_checks(row["image"], checks[row["image"]])
     else:
         # Our mean had image `name` collapsed to black, as the release lets it.
         if_black = {name: ours + (black[name] - scores[name]) / total for name in scores}
@@ -276,7 +322,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
             details += [f"Noise: {cell.note}.", ""]
         if cell.others_psnr:
             complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
-            details += collapse_evidence(complete, cell, data_path)
+            details += collapse_evidence(complete, cell, data_path, os.path.join(os.path.dirname(tables), "benchmarks"))
         for run in runs:
             paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
                 f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")

@@ -126,3 +126,31 @@ def test_collapse_evidence_from_black_outputs(tmp_path):
 def test_unknown_cell_is_a_user_error():
     with pytest.raises(UserError, match="unknown cell nope"):
         reproduce.main(["run", "nope"])
+
+
+def test_collapse_benchmark_report_is_quoted_with_the_right_verdict(tmp_path, clean_dataset):
+    """The README reads back what benchmarks/collapse_benchmark.py wrote, for the cell
+    of the same setting only, and says fp32 is to blame only when fp32 trained."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import collapse_benchmark
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    collapse_benchmark.main(["--data_path", str(clean_dataset), "--dataset", "tiny", "--images", "rgb.png",
+                             "--precisions", "fp32", "--iterations", "5", "--max_retries", "0",
+                             "--out_image", str(tmp_path / "out"), "--report", str(benchmarks / "collapse_tiny.txt"),
+                             *SMALL])
+    tiny_gauss25 = reproduce.Cell("tiny_gauss25", "syn", "tiny", ["--nt", "gauss", "--nl", "25"], 2, 30.0)
+    checks = reproduce.precision_checks(tiny_gauss25, str(benchmarks))
+    [check] = checks["rgb.png"]
+    csv_row = next(row for row in utils.read_result_rows(
+        next((tmp_path / "out" / "tiny").glob("*/results.csv")), ["image", "psnr", "status"]))
+    assert (check["precision"], check["runs"], check["status"], check["iterations"]) == ("fp32", "1", "ok", "5")
+    assert float(check["psnr"]) == pytest.approx(float(csv_row["psnr"]), abs=0.005)
+    clean = utils.load_image(str(clean_dataset / "tiny" / "rgb.png")).pixels
+    assert float(check["black"]) == pytest.approx(utils.psnr(clean, np.zeros_like(clean)), abs=0.005)
+    assert "bf16 may be to blame" in reproduce.describe_checks("rgb.png", [check])
+    assert not reproduce.precision_checks(
+        reproduce.Cell("tiny_gauss50", "syn", "tiny", ["--nt", "gauss", "--nl", "50"], 2), str(benchmarks))
+    failed = [dict(check, status="collapsed output"), dict(check, precision="bf16", status="collapsed output")]
+    assert "the failure is the method's, not bf16's" in reproduce.describe_checks("rgb.png", failed)
+    assert "fp32 was not checked" in reproduce.describe_checks("rgb.png", failed[1:])
