@@ -198,6 +198,13 @@ def finished_rows(run_dir: str) -> dict[str, dict]:
     return rows
 
 
+def run_one_image(script_main: Callable[[list[str]], dict], argv: list[str], image: str) -> dict:
+    """Run an entry script's main on one image of its dataset and return the image's
+    results row (the benchmarks compare settings image by image this way)."""
+    summary = script_main([*argv, "--images", image])
+    return next(row for row in utils.read_result_rows(summary["csv"], CSV_FIELDS) if row["image"] == image)
+
+
 def parse_train_crop(text: str) -> int | None:
     """'auto' -> None (decided per image), else the crop side (0: whole image)."""
     if text == "auto":

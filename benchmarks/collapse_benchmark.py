@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import Pixel2Pixel_syn  # noqa: E402
+import runner  # noqa: E402
 import utils  # noqa: E402
 
 
@@ -56,9 +57,7 @@ def main(argv=None) -> None:
         clean = utils.load_image(os.path.join(args.data_path, args.dataset, image)).pixels
         black = utils.psnr(clean, np.zeros_like(clean))
         for precision in args.precisions:
-            summary = Pixel2Pixel_syn.main(common + ["--precision", precision, "--images", image])
-            row = next(row for row in utils.read_result_rows(summary["csv"], ["image", "psnr", "attempts", "status"])
-                       if row["image"] == image)
+            row = runner.run_one_image(Pixel2Pixel_syn.main, common + ["--precision", precision], image)
             lines.append(f"{image:<10}{precision:>10}{row['attempts']:>6}  {row['status']:<18}"
                          f"{float(row['psnr']):8.2f}{black:12.2f}")
     utils.print_report(lines, args.report)

@@ -18,6 +18,7 @@ sys.path.insert(0, ROOT)
 
 import Pixel2Pixel_syn  # noqa: E402
 import network  # noqa: E402
+import runner  # noqa: E402
 import utils  # noqa: E402
 
 
@@ -45,9 +46,7 @@ def main(argv=None) -> None:
     rows = {}
     for image in args.images:
         for crop in ("0", str(args.crop)):
-            summary = Pixel2Pixel_syn.main(common + ["--train_crop", crop, "--images", image])
-            row = next(row for row in utils.read_result_rows(summary["csv"], ["image", "psnr", "train_seconds"])
-                       if row["image"] == image)
+            row = runner.run_one_image(Pixel2Pixel_syn.main, common + ["--train_crop", crop], image)
             rows[(image, crop)] = (float(row["psnr"]), float(row["train_seconds"]))
     lines = [f"Whole-image vs {args.crop} x {args.crop} crop training, {args.dataset} {args.nt} {args.nl:g}, "
              f"{args.iterations} iterations, {args.precision}, same noise and bank",
