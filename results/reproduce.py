@@ -281,7 +281,7 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str, benchmark
                       f"{max(if_black.values()):.2f} dB, and within {COLLAPSE_MATCH_DB} dB of "
                       f"{cell.others_psnr:.2f} for {len(matching)} of the {total} images"
                       + (f" (closest: {closest_ours})." if matching else "."))
-    lines[-1] += (" Retrained with another seed after a failed first run (seed 123, all the release runs): "
+    lines[-1] += (" Rescued by a retry with another seed after a failed first run (seed 123, all the release runs): "
                   + (", ".join(retried) or "none") + ".")
     return lines + [""]
 
