@@ -204,11 +204,11 @@ def precision_checks(cell: Cell, benchmarks: str) -> dict[str, list[dict]]:
             header, *rows = handle.read().splitlines() or [""]
         if f", {cell.label}, " not in header:
             continue
+        iterations = re.search(r"(\d+) iterations", header)
         for row in rows:
             match = CHECK_ROW.match(row)
             if match:
                 image, precision, runs, status, psnr, black = match.groups()
-                iterations = re.search(r"(\d+) iterations", header)
                 checks.setdefault(image, []).append(
                     {"precision": precision, "runs": runs, "status": status, "psnr": psnr, "black": black,
                      "iterations": iterations.group(1) if iterations else "?",
@@ -221,11 +221,10 @@ def describe_checks(image: str, checks: list[dict]) -> str:
     found = "; ".join(f"{check['precision']}: {check['status']} in {check['runs']} runs of {check['iterations']} "
                       f"iterations, {check['psnr']} dB (black: {check['black']})" for check in checks)
     reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
-    fp32_failed = [check for check in checks if check["precision"] == "fp32" and check["status"] != "ok"]
-    fp32_ok = [check for check in checks if check["precision"] == "fp32" and check["status"] == "ok"]
-    if fp32_failed and not fp32_ok:
+    fp32_statuses = [check["status"] for check in checks if check["precision"] == "fp32"]
+    if fp32_statuses and "ok" not in fp32_statuses:
         verdict = "it fails in the release's fp32 arithmetic too, so the failure is the method's, not bf16's"
-    elif fp32_ok:
+    elif fp32_statuses:
         verdict = "it trains in fp32, so bf16 may be to blame"
     else:
         verdict = "fp32 was not checked"
@@ -241,8 +240,9 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str, benchmark
     # The one image's score if the other total - 1 scored the paper's mean.
     implied = total * cell.others_psnr - (total - 1) * cell.paper_psnr
     lines = [f"Others re-running the release report {cell.others_psnr:.2f} dB, "
-             f"{cell.paper_psnr - cell.others_psnr:.2f} dB below the paper, with one image collapsing to black (SPEC section 7). If {total - 1} of the "
-             f"{total} images scored the paper's mean, the last one scored {implied:.2f} dB."]
+             f"{cell.paper_psnr - cell.others_psnr:.2f} dB below the paper, with one image collapsing to black "
+             f"(SPEC section 7). If {total - 1} of the {total} images scored the paper's mean, the last one scored "
+             f"{implied:.2f} dB."]
     black = black_output_psnrs(cell, data_path)
     if len(black) != total:
         return lines + ["", f"(The clean images are not under {data_path}: run `readme --data_path` to compare "
@@ -315,6 +315,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         "|---|---|---|---|---|---|---|---|---|",
     ]
     details = []
+    benchmarks = os.path.join(os.path.dirname(tables), "benchmarks")
     for cell in CELLS:
         runs = [run for run in cell_runs(cell, tables, iterations) if run.rows] or [None]
         details += [f"### {cell.label}", "", "```bash", cell.command(), "```", ""]
@@ -322,7 +323,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
             details += [f"Noise: {cell.note}.", ""]
         if cell.others_psnr:
             complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
-            details += collapse_evidence(complete, cell, data_path, os.path.join(os.path.dirname(tables), "benchmarks"))
+            details += collapse_evidence(complete, cell, data_path, benchmarks)
         for run in runs:
             paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
                 f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")

@@ -108,7 +108,8 @@ def test_collapse_evidence_from_black_outputs(tmp_path):
     assert f"would be {min(if_black):.2f} to {max(if_black):.2f} dB" in text
     near = sum(abs(value - 28.38) <= reproduce.COLLAPSE_MATCH_DB for value in if_black)
     assert f"for {near} of the 18 images" in text
-    assert "Rescued by a retry with another seed after a failed first run (seed 123, all the release runs): 5.png." in text
+    assert ("Rescued by a retry with another seed after a failed first run (seed 123, all the release runs): 5.png."
+            in text)
     # An image that stayed collapsed: our mean already holds it; the rest averaged apart.
     rows[7].update(psnr=f"{black['8.png']:.4f}", attempts="3", status="collapsed output")
     scores["8.png"] = black["8.png"]
