@@ -286,6 +286,45 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str, benchmark
     return lines + [""]
 
 
+SSIM_HEADER = re.compile(r"^SSIM conventions, (.+), (\d+) images, ")
+SSIM_ROW = re.compile(r"^(.+?)\s{2,}(\d\.\d{4})$")
+SSIM_MATCH = 0.005  # a convention "may be the paper's" when its mean SSIM is this close to the paper's
+
+
+def ssim_conventions(cell: Cell, benchmarks: str) -> tuple[str, int, dict[str, float]] | None:
+    """What benchmarks/ssim_benchmark.py reports under `benchmarks` for this cell, from the
+    section over the most images: (report, images, {convention: mean SSIM}), or None."""
+    found = None
+    for path in sorted(glob.glob(os.path.join(benchmarks, "ssim_*.txt"))):
+        with open(path) as handle:
+            sections = handle.read().split("\n\n")
+        for section in sections:
+            header, *rows = section.strip().splitlines() or [""]
+            match = SSIM_HEADER.match(header)
+            if not match or match.group(1) != cell.label:
+                continue
+            means = {row_match.group(1): float(row_match.group(2))
+                     for row_match in map(SSIM_ROW.match, rows) if row_match}
+            if found is None or int(match.group(2)) > found[1]:
+                found = (os.path.relpath(path, os.path.dirname(benchmarks)), int(match.group(2)), means)
+    return found
+
+
+def describe_ssim_conventions(cell: Cell, found: tuple[str, int, dict[str, float]]) -> list[str]:
+    """README lines: our outputs' SSIM under other conventions against the paper's."""
+    report, images, means = found
+    release, *others = means
+    closest = min(means, key=lambda name: abs(means[name] - cell.paper_ssim))
+    difference = means[closest] - cell.paper_ssim
+    verdict = ("which may be the paper's convention" if abs(difference) <= SSIM_MATCH else
+               f"no convention here gives the paper's SSIM within {SSIM_MATCH}, so the SSIM gap is not the "
+               "metric's convention alone")
+    return [f"SSIM: ours ({means[release]:.4f}) is the release's convention, {release}. The same saved outputs "
+            f"under other conventions (`{report}`, {images} of {cell.images} images): "
+            + "; ".join(f"{name} {means[name]:.4f}" for name in others)
+            + f". Closest to the paper's {cell.paper_ssim:.4f}: {closest} ({difference:+.4f}); {verdict}.", ""]
+
+
 def compare_with_paper(cell: Cell, psnr: float, done: int) -> str:
     """The table's difference column: a verdict only once every image is done, since a
     partial mean says little about the set's."""
@@ -324,6 +363,9 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         if cell.others_psnr:
             complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
             details += collapse_evidence(complete, cell, data_path, benchmarks)
+        found = ssim_conventions(cell, benchmarks) if cell.paper_ssim else None
+        if found:
+            details += describe_ssim_conventions(cell, found)
         for run in runs:
             paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
                 f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")

@@ -155,3 +155,58 @@ def test_collapse_benchmark_report_is_quoted_with_the_right_verdict(tmp_path, cl
     failed = [dict(check, status="collapsed output"), dict(check, precision="bf16", status="collapsed output")]
     assert "the failure is the method's, not bf16's" in reproduce.describe_checks("rgb.png", failed)
     assert "fp32 was not checked" in reproduce.describe_checks("rgb.png", failed[1:])
+
+
+def test_ssim_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_path, tiny_kodak):
+    """benchmarks/ssim_benchmark.py rescores a cell's saved PNGs: its release row is the
+    CSV's SSIM, the others are the conventions' own numbers, and the README names the
+    convention closest to the paper's SSIM."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import ssim_benchmark
+    tables = tmp_path / "results" / "tables"
+    reproduce.main(["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--precision",
+                    "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
+    (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tables), 3)
+    benchmarks = tmp_path / "results" / "benchmarks"
+    benchmarks.mkdir()
+    report = benchmarks / "ssim_conventions.txt"
+    ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak), "--report", str(report)])
+    header, *rows = report.read_text().splitlines()
+    assert header.startswith("SSIM conventions, kodak gauss 25, 3 images, ")
+    means = {name: float(value) for name, value in (row.rsplit(None, 1) for row in rows)}
+    assert list(means) == [name.strip() for name in ssim_benchmark.CONVENTIONS]
+    assert means["colour, 7x7 uniform window"] == pytest.approx(np.mean([float(row["ssim"]) for row in run.rows]),
+                                                                abs=1e-4)
+    # The Gaussian-window colour SSIM, recomputed here from the PNGs with scikit-image.
+    from skimage.metrics import structural_similarity
+    gaussian = []
+    for row in run.rows:
+        clean = utils.quantize(utils.load_image(str(tiny_kodak / "kodak" / row["image"])).pixels, rounding=True)
+        ours = utils.quantize(utils.load_image(os.path.join(run.run_dir, row["image"])).pixels, rounding=True)
+        gaussian.append(structural_similarity(clean, ours, channel_axis=-1, data_range=255, gaussian_weights=True,
+                                              sigma=1.5, use_sample_covariance=False))
+    assert means["colour, 11x11 Gaussian window"] == pytest.approx(np.mean(gaussian), abs=1e-4)
+    assert len(set(means.values())) == len(means)  # the conventions really differ
+    cell = reproduce.CELLS_BY_NAME["kodak_gauss25"]
+    found = reproduce.ssim_conventions(cell, str(benchmarks))
+    assert found == ("benchmarks/ssim_conventions.txt", 3, means)
+    assert reproduce.ssim_conventions(reproduce.CELLS_BY_NAME["kodak_gauss50"], str(benchmarks)) is None
+    closest = min(means, key=lambda name: abs(means[name] - 0.8182))
+    text = reproduce.readme_text(str(tables), 3, str(tiny_kodak))
+    assert "(`benchmarks/ssim_conventions.txt`, 3 of 24 images)" in text
+    assert f"Closest to the paper's 0.8182: {closest} ({means[closest] - 0.8182:+.4f})" in text
+    # A convention within SSIM_MATCH of the paper's is named as possibly the paper's.
+    near = dict(means, **{"luma Y (BT.601), 7x7 uniform window": 0.8182 + 0.004})
+    assert "may be the paper's convention" in " ".join(
+        reproduce.describe_ssim_conventions(cell, ("r.txt", 24, near)))
+    # A run whose PNGs are gone (a clone) or whose CSV disagrees is refused, not misreported.
+    csv_path = os.path.join(run.run_dir, "results.csv")
+    with open(csv_path) as handle:
+        original = handle.read()
+    with open(csv_path, "w") as handle:
+        handle.write(original.replace(run.rows[0]["ssim"], "0.123456", 1))
+    with pytest.raises(UserError, match="differs from its results CSV"):
+        ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+    os.remove(os.path.join(run.run_dir, "kodim02.png"))
+    with pytest.raises(UserError, match="kodim02.png is missing"):
+        ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
