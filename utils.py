@@ -182,14 +182,18 @@ def check_noise_level(noise_type: str, level: float) -> None:
         raise UserError(f"--nl {level}: {noise_type} takes a probability in [0, 1)")
 
 
-def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator) -> np.ndarray:
+def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator,
+              clip_gauss: bool = True) -> np.ndarray:
     """SPEC section 1. Noise is drawn for every element (each channel of each pixel);
-    the result stays float and is not rounded to 8 bits."""
+    the result stays float and is not rounded to 8 bits. clip_gauss=False leaves
+    Gaussian noise unclipped, unlike the release: only benchmarks/gap_benchmark.py uses
+    it, to test whether the paper's numbers came from unclipped noise."""
     check_noise_level(noise_type, level)
     shape = clean.shape
     if noise_type == "gauss":  # level = sigma on the 0..255 scale
         noisy = clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0)
-        noisy = np.clip(noisy, 0.0, 1.0)
+        if clip_gauss:
+            noisy = np.clip(noisy, 0.0, 1.0)
     elif noise_type == "poiss":  # level = lambda; deliberately not clipped, as released
         noisy = rng.poisson(level * clean.astype(np.float64)) / level
     elif noise_type == "saltpepper":  # level = half the corruption rate

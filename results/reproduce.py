@@ -325,6 +325,44 @@ def describe_ssim_conventions(cell: Cell, found: tuple[str, int, dict[str, float
             + f". Closest to the paper's {cell.paper_ssim:.4f}: {closest} ({difference:+.4f}); {verdict}.", ""]
 
 
+GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images; (.+)$")
+
+
+def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
+    """What benchmarks/gap_benchmark.py reports under `benchmarks` for this cell: one
+    entry per variant, {report, variant, difference, images, description}."""
+    checks = []
+    for path in sorted(glob.glob(os.path.join(benchmarks, "gap_*.txt"))):
+        with open(path) as handle:
+            header, *rows = handle.read().splitlines() or [""]
+        if not header.startswith(f"Gap check, {cell.label}, "):
+            continue
+        for match in filter(None, map(GAP_SUMMARY.match, rows)):
+            variant, difference, images, description = match.groups()
+            checks.append({"report": os.path.relpath(path, os.path.dirname(benchmarks)), "variant": variant,
+                           "difference": float(difference), "images": int(images), "description": description})
+    return checks
+
+
+def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> list[str]:
+    """README lines: what each variant did to the images it reran, and, for a complete
+    cell (ours: its mean), which variants would bring it within REPRODUCED_DB of the paper
+    if every image moved as those did."""
+    reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
+    text = (f"Why the mean differs: some images rerun at full length with one thing changed ({reports}), each "
+            "against this cell's run of the same image: " + "; ".join(
+                f"{check['description']}: {check['difference']:+.2f} dB ({check['images']} images)"
+                for check in checks) + ".")
+    if ours is not None and cell.paper_psnr:
+        gap = ours - cell.paper_psnr
+        closing = [check for check in checks if abs(gap + check["difference"]) <= REPRODUCED_DB]
+        text += (f" Our mean is {gap:+.2f} dB from the paper's; if every image moved as these did, "
+                 + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB"
+                                 for check in closing) if closing else
+                    f"none of these alone would bring it within {REPRODUCED_DB} dB") + ".")
+    return [text, ""]
+
+
 def compare_with_paper(cell: Cell, psnr: float, done: int) -> str:
     """The table's difference column: a verdict only once every image is done, since a
     partial mean says little about the set's."""
@@ -360,12 +398,15 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         details += [f"### {cell.label}", "", "```bash", cell.command(), "```", ""]
         if cell.note:
             details += [f"Noise: {cell.note}.", ""]
+        complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
         if cell.others_psnr:
-            complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
             details += collapse_evidence(complete, cell, data_path, benchmarks)
         found = ssim_conventions(cell, benchmarks) if cell.paper_ssim else None
         if found:
             details += describe_ssim_conventions(cell, found)
+        checks = gap_checks(cell, benchmarks)
+        if checks:
+            details += describe_gap_checks(cell, mean(complete.rows, "psnr") if complete else None, checks)
         for run in runs:
             paper = (f"{cell.paper_psnr:.2f}" if cell.paper_psnr else "none found") + (
                 f" / {cell.paper_ssim:.4f}" if cell.paper_ssim else "")

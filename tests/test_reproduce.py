@@ -210,3 +210,60 @@ def test_ssim_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_pat
     os.remove(os.path.join(run.run_dir, "kodim02.png"))
     with pytest.raises(UserError, match="kodim02.png is missing"):
         ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+
+
+def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, tiny_kodak, monkeypatch):
+    """benchmarks/gap_benchmark.py redoes the cell's own setting exactly (a variant equal to
+    it differs by 0), changes only what the variant names, resumes from its report, and
+    results/README.md says which variant would close the gap."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import gap_benchmark
+    tables = tmp_path / "results" / "tables"
+    reproduce.main(["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--precision",
+                    "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
+    (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tables), 3)
+    benchmarks = tmp_path / "results" / "benchmarks"
+    benchmarks.mkdir()
+    report = benchmarks / "gap_kodak_gauss25.txt"
+    studies = tmp_path / "studies"
+    argv = [run.run_dir, "--data_path", str(tiny_kodak), "--images", "kodim01.png", "kodim02.png",
+            "--variants", "mm4", "unclipped", "--report", str(report), "--out_image", str(studies),
+            "--save", str(tmp_path / "cache")]
+    gap_benchmark.main(argv)
+    header, _, *rows = report.read_text().splitlines()
+    assert header.startswith("Gap check, kodak gauss 25, 3 iterations, each variant against ")
+    table = {row["image"]: float(row["psnr"]) for row in run.rows}
+    parsed = {(image, variant): (float(psnr), float(table_psnr), float(diff))
+              for image, variant, psnr, table_psnr, diff in (row.split() for row in rows[:4])}
+    for image in ("kodim01.png", "kodim02.png"):
+        # mm 4 is the rule's mm for gauss 25: the cell's setting exactly, so the same PSNR.
+        assert parsed[(image, "mm4")] == (pytest.approx(table[image], abs=1e-4),) * 2 + (0.0,)
+    # Unclipped noise is further from the clean image than the release's clipped noise.
+    unclipped = runner_rows(studies / "unclipped")
+    for image in ("kodim01.png", "kodim02.png"):
+        clipped_noisy = float(next(row for row in run.rows if row["image"] == image)["noisy_psnr"])
+        assert float(unclipped[image]["noisy_psnr"]) < clipped_noisy
+        assert parsed[(image, "unclipped")][0] == pytest.approx(float(unclipped[image]["psnr"]), abs=1e-4)
+    assert rows[4].startswith("mm4: +0.000 dB over 2 images; --mm 4")
+    # Resuming the same study trains nothing.
+    monkeypatch.setattr(gap_benchmark.runner, "run_one_image", lambda *args: pytest.fail("reran a finished image"))
+    gap_benchmark.main(argv)
+    with pytest.raises(UserError, match="has no row for kodim09.png"):
+        gap_benchmark.main([*argv[:4], "kodim09.png", *argv[6:]])
+    # The README quotes the report; with a complete cell it says which variant closes the gap.
+    cell = reproduce.CELLS_BY_NAME["kodak_gauss25"]
+    checks = reproduce.gap_checks(cell, str(benchmarks))
+    assert [(check["variant"], check["images"]) for check in checks] == [("mm4", 2), ("unclipped", 2)]
+    assert "Why the mean differs" in reproduce.readme_text(str(tables), 3, str(tiny_kodak))
+    assert reproduce.gap_checks(reproduce.CELLS_BY_NAME["kodak_gauss50"], str(benchmarks)) == []
+    fake = [dict(checks[0], difference=-0.30, description="A"), dict(checks[1], difference=-0.02, description="B")]
+    text = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, fake))
+    assert "Our mean is +0.40 dB from the paper's" in text and "A would leave +0.10 dB" in text
+    assert "B would" not in text
+    assert "none of these alone" in " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, fake[1:]))
+
+
+def runner_rows(out_image):
+    """The finished rows of the one run folder under an --out_image."""
+    (results_csv,) = out_image.glob("*/*/results.csv")
+    return {row["image"]: row for row in utils.read_result_rows(str(results_csv), ["image", "psnr", "noisy_psnr"])}
