@@ -286,46 +286,57 @@ def collapse_evidence(run: CellRun | None, cell: Cell, data_path: str, benchmark
     return lines + [""]
 
 
-SSIM_HEADER = re.compile(r"^SSIM conventions, (.+), (\d+) images, ")
-SSIM_ROW = re.compile(r"^(.+?)\s{2,}(\d\.\d{4})$")
+METRIC_HEADER = re.compile(r"^Metric conventions, (.+), (\d+) images, ")
+METRIC_ROW = re.compile(r"^(SSIM|PSNR) (.+?)\s{2,}(\d+\.\d{4})$")
 SSIM_MATCH = 0.005  # a convention "may be the paper's" when its mean SSIM is this close to the paper's
 
 
-def ssim_conventions(cell: Cell, benchmarks: str) -> tuple[str, int, dict[str, float]] | None:
-    """What benchmarks/ssim_benchmark.py reports under `benchmarks` for this cell, from the
-    section over the most images: (report, images, {convention: mean SSIM}), or None."""
+@dataclass
+class MetricConventions:
+    """What benchmarks/metric_benchmark.py reports for a cell; the first entry of each
+    dict is the release's convention."""
+    report: str
+    images: int
+    ssim: dict[str, float]
+    psnr: dict[str, float]
+
+
+def metric_conventions(cell: Cell, benchmarks: str) -> MetricConventions | None:
+    """The report section under `benchmarks` for this cell over the most images, or None."""
     found = None
-    for path in sorted(glob.glob(os.path.join(benchmarks, "ssim_*.txt"))):
+    for path in sorted(glob.glob(os.path.join(benchmarks, "metric_*.txt"))):
         with open(path) as handle:
             sections = handle.read().split("\n\n")
         for section in sections:
             header, *rows = section.strip().splitlines() or [""]
-            match = SSIM_HEADER.match(header)
-            if not match or match.group(1) != cell.label:
+            match = METRIC_HEADER.match(header)
+            if not match or match.group(1) != cell.label or (found and int(match.group(2)) <= found.images):
                 continue
-            means = {row_match.group(1): float(row_match.group(2))
-                     for row_match in map(SSIM_ROW.match, rows) if row_match}
-            if found is None or int(match.group(2)) > found[1]:
-                found = (os.path.relpath(path, os.path.dirname(benchmarks)), int(match.group(2)), means)
+            found = MetricConventions(os.path.relpath(path, os.path.dirname(benchmarks)), int(match.group(2)), {}, {})
+            for metric, name, value in (row.groups() for row in map(METRIC_ROW.match, rows) if row):
+                getattr(found, metric.lower())[name] = float(value)
     return found
 
 
-def describe_ssim_conventions(cell: Cell, found: tuple[str, int, dict[str, float]]) -> list[str]:
-    """README lines: our outputs' SSIM under other conventions against the paper's."""
-    report, images, means = found
-    release, *others = means
-    closest = min(means, key=lambda name: abs(means[name] - cell.paper_ssim))
-    difference = means[closest] - cell.paper_ssim
+def describe_metric_conventions(cell: Cell, found: MetricConventions) -> list[str]:
+    """README lines: our outputs' SSIM and PSNR under other conventions against the paper's."""
+    (release, ours), *others = found.ssim.items()
+    closest = min(found.ssim, key=lambda name: abs(found.ssim[name] - cell.paper_ssim))
+    difference = found.ssim[closest] - cell.paper_ssim
     verdict = ("which may be the paper's convention" if abs(difference) <= SSIM_MATCH else
                f"no convention here gives the paper's SSIM within {SSIM_MATCH}, so the SSIM gap is not the "
                "metric's convention alone")
-    return [f"SSIM: ours ({means[release]:.4f}) is the release's convention, {release}. The same saved outputs "
-            f"under other conventions (`{report}`, {images} of {cell.images} images): "
-            + "; ".join(f"{name} {means[name]:.4f}" for name in others)
-            + f". Closest to the paper's {cell.paper_ssim:.4f}: {closest} ({difference:+.4f}); {verdict}.", ""]
+    (float_name, float_psnr), *other_psnrs = found.psnr.items()
+    return [f"Metrics (`{found.report}`, {found.images} of {cell.images} images): our SSIM ({ours:.4f}) is the "
+            f"release's convention, {release}. The same saved outputs under other conventions: "
+            + "; ".join(f"{name} {value:.4f}" for name, value in others)
+            + f". Closest to the paper's {cell.paper_ssim:.4f}: {closest} ({difference:+.4f}); {verdict}. "
+            + f"PSNR: {float_psnr:.2f} dB on the {float_name} (the release's); "
+            + "; ".join(f"{value:.2f} dB ({value - float_psnr:+.2f}) on the {name}" for name, value in other_psnrs)
+            + ".", ""]
 
 
-GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images; (.+)$")
+GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images \(rms (\d+\.\d+)\); (.+)$")
 
 
 def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
@@ -338,9 +349,10 @@ def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
         if not header.startswith(f"Gap check, {cell.label}, "):
             continue
         for match in filter(None, map(GAP_SUMMARY.match, rows)):
-            variant, difference, images, description = match.groups()
+            variant, difference, images, rms, description = match.groups()
             checks.append({"report": os.path.relpath(path, os.path.dirname(benchmarks)), "variant": variant,
-                           "difference": float(difference), "images": int(images), "description": description})
+                           "difference": float(difference), "images": int(images), "rms": float(rms),
+                           "description": description})
     return checks
 
 
@@ -353,6 +365,11 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
             "against this cell's run of the same image: " + "; ".join(
                 f"{check['description']}: {check['difference']:+.2f} dB ({check['images']} images)"
                 for check in checks) + ".")
+    for check in checks:
+        if check["variant"] == "seed":
+            # Two whole-cell runs differ in their means by about rms / sqrt(images) by chance.
+            text += (f" By chance alone two runs of an image differ by {check['rms']:.2f} dB (rms), so two runs of "
+                     f"the whole cell would differ by about {check['rms'] / np.sqrt(cell.images):.2f} dB.")
     if ours is not None and cell.paper_psnr:
         gap = ours - cell.paper_psnr
         closing = [check for check in checks if abs(gap + check["difference"]) <= REPRODUCED_DB]
@@ -401,9 +418,9 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
         if cell.others_psnr:
             details += collapse_evidence(complete, cell, data_path, benchmarks)
-        found = ssim_conventions(cell, benchmarks) if cell.paper_ssim else None
+        found = metric_conventions(cell, benchmarks) if cell.paper_ssim else None
         if found:
-            details += describe_ssim_conventions(cell, found)
+            details += describe_metric_conventions(cell, found)
         checks = gap_checks(cell, benchmarks)
         if checks:
             details += describe_gap_checks(cell, mean(complete.rows, "psnr") if complete else None, checks)

@@ -157,48 +157,62 @@ def test_collapse_benchmark_report_is_quoted_with_the_right_verdict(tmp_path, cl
     assert "fp32 was not checked" in reproduce.describe_checks("rgb.png", failed[1:])
 
 
-def test_ssim_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_path, tiny_kodak):
-    """benchmarks/ssim_benchmark.py rescores a cell's saved PNGs: its release row is the
-    CSV's SSIM, the others are the conventions' own numbers, and the README names the
-    convention closest to the paper's SSIM."""
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    import ssim_benchmark
+@pytest.fixture
+def tiny_cell(tmp_path, tiny_kodak):
+    """Kodak gauss 25 run at 3 iterations on tiny_kodak: (tables folder, its CellRun)."""
     tables = tmp_path / "results" / "tables"
     reproduce.main(["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--precision",
                     "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
     (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tables), 3)
+    (tmp_path / "results" / "benchmarks").mkdir()
+    return tables, run
+
+
+def test_metric_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_path, tiny_kodak, tiny_cell):
+    """benchmarks/metric_benchmark.py rescores a cell's saved PNGs: its release rows are the
+    CSV's SSIM and PSNR, the others the conventions' own numbers, and the README names the
+    SSIM convention closest to the paper's."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import metric_benchmark
+    tables, run = tiny_cell
     benchmarks = tmp_path / "results" / "benchmarks"
-    benchmarks.mkdir()
-    report = benchmarks / "ssim_conventions.txt"
-    ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak), "--report", str(report)])
+    report = benchmarks / "metric_conventions.txt"
+    metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak), "--report", str(report)])
     header, *rows = report.read_text().splitlines()
-    assert header.startswith("SSIM conventions, kodak gauss 25, 3 images, ")
-    means = {name: float(value) for name, value in (row.rsplit(None, 1) for row in rows)}
-    assert list(means) == [name.strip() for name in ssim_benchmark.CONVENTIONS]
-    assert means["colour, 7x7 uniform window"] == pytest.approx(np.mean([float(row["ssim"]) for row in run.rows]),
+    assert header.startswith("Metric conventions, kodak gauss 25, 3 images, ")
+    values = {name: float(value) for name, value in (row.rsplit(None, 1) for row in rows)}
+    ssims = {name[5:]: value for name, value in values.items() if name.startswith("SSIM ")}
+    assert list(ssims) == list(metric_benchmark.SSIM_CONVENTIONS)
+    assert ssims["colour, 7x7 uniform window"] == pytest.approx(np.mean([float(row["ssim"]) for row in run.rows]),
                                                                 abs=1e-4)
-    # The Gaussian-window colour SSIM, recomputed here from the PNGs with scikit-image.
+    # The Gaussian-window colour SSIM and the 8-bit PSNR, recomputed here from the PNGs.
     from skimage.metrics import structural_similarity
-    gaussian = []
+    gaussian, png_psnrs = [], []
     for row in run.rows:
-        clean = utils.quantize(utils.load_image(str(tiny_kodak / "kodak" / row["image"])).pixels, rounding=True)
-        ours = utils.quantize(utils.load_image(os.path.join(run.run_dir, row["image"])).pixels, rounding=True)
-        gaussian.append(structural_similarity(clean, ours, channel_axis=-1, data_range=255, gaussian_weights=True,
-                                              sigma=1.5, use_sample_covariance=False))
-    assert means["colour, 11x11 Gaussian window"] == pytest.approx(np.mean(gaussian), abs=1e-4)
-    assert len(set(means.values())) == len(means)  # the conventions really differ
+        clean = utils.load_image(str(tiny_kodak / "kodak" / row["image"])).pixels
+        ours = utils.load_image(os.path.join(run.run_dir, row["image"])).pixels
+        gaussian.append(structural_similarity(utils.quantize(clean, rounding=True), utils.quantize(ours, rounding=True),
+                                              channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False))
+        png_psnrs.append(utils.psnr(clean, ours))
+    assert ssims["colour, 11x11 Gaussian window"] == pytest.approx(np.mean(gaussian), abs=1e-4)
+    assert len(set(ssims.values())) == len(ssims)  # the conventions really differ
+    assert values["PSNR float output"] == pytest.approx(np.mean([float(row["psnr"]) for row in run.rows]), abs=1e-4)
+    assert values["PSNR 8-bit PNG as saved (truncated)"] == pytest.approx(np.mean(png_psnrs), abs=1e-4)
     cell = reproduce.CELLS_BY_NAME["kodak_gauss25"]
-    found = reproduce.ssim_conventions(cell, str(benchmarks))
-    assert found == ("benchmarks/ssim_conventions.txt", 3, means)
-    assert reproduce.ssim_conventions(reproduce.CELLS_BY_NAME["kodak_gauss50"], str(benchmarks)) is None
-    closest = min(means, key=lambda name: abs(means[name] - 0.8182))
+    found = reproduce.metric_conventions(cell, str(benchmarks))
+    assert (found.report, found.images, found.ssim) == ("benchmarks/metric_conventions.txt", 3, ssims)
+    assert list(found.psnr) == ["float output", "8-bit PNG as saved (truncated)"]
+    assert reproduce.metric_conventions(reproduce.CELLS_BY_NAME["kodak_gauss50"], str(benchmarks)) is None
+    closest = min(ssims, key=lambda name: abs(ssims[name] - 0.8182))
     text = reproduce.readme_text(str(tables), 3, str(tiny_kodak))
-    assert "(`benchmarks/ssim_conventions.txt`, 3 of 24 images)" in text
-    assert f"Closest to the paper's 0.8182: {closest} ({means[closest] - 0.8182:+.4f})" in text
+    assert "Metrics (`benchmarks/metric_conventions.txt`, 3 of 24 images)" in text
+    assert f"Closest to the paper's 0.8182: {closest} ({ssims[closest] - 0.8182:+.4f})" in text
+    png_difference = np.mean(png_psnrs) - np.mean([float(row["psnr"]) for row in run.rows])
+    assert f"({png_difference:+.2f}) on the 8-bit PNG as saved (truncated)" in text
     # A convention within SSIM_MATCH of the paper's is named as possibly the paper's.
-    near = dict(means, **{"luma Y (BT.601), 7x7 uniform window": 0.8182 + 0.004})
-    assert "may be the paper's convention" in " ".join(
-        reproduce.describe_ssim_conventions(cell, ("r.txt", 24, near)))
+    found.ssim["luma Y (BT.601), 7x7 uniform window"] = 0.8182 + 0.004
+    assert "may be the paper's convention" in " ".join(reproduce.describe_metric_conventions(cell, found))
     # A run whose PNGs are gone (a clone) or whose CSV disagrees is refused, not misreported.
     csv_path = os.path.join(run.run_dir, "results.csv")
     with open(csv_path) as handle:
@@ -206,35 +220,31 @@ def test_ssim_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_pat
     with open(csv_path, "w") as handle:
         handle.write(original.replace(run.rows[0]["ssim"], "0.123456", 1))
     with pytest.raises(UserError, match="differs from its results CSV"):
-        ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+        metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
     os.remove(os.path.join(run.run_dir, "kodim02.png"))
     with pytest.raises(UserError, match="kodim02.png is missing"):
-        ssim_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+        metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
 
 
-def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, tiny_kodak, monkeypatch):
+def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, tiny_kodak, tiny_cell, monkeypatch):
     """benchmarks/gap_benchmark.py redoes the cell's own setting exactly (a variant equal to
     it differs by 0), changes only what the variant names, resumes from its report, and
     results/README.md says which variant would close the gap."""
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import gap_benchmark
-    tables = tmp_path / "results" / "tables"
-    reproduce.main(["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--precision",
-                    "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
-    (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tables), 3)
+    tables, run = tiny_cell
     benchmarks = tmp_path / "results" / "benchmarks"
-    benchmarks.mkdir()
     report = benchmarks / "gap_kodak_gauss25.txt"
     studies = tmp_path / "studies"
     argv = [run.run_dir, "--data_path", str(tiny_kodak), "--images", "kodim01.png", "kodim02.png",
-            "--variants", "mm4", "unclipped", "--report", str(report), "--out_image", str(studies),
+            "--variants", "mm4", "unclipped", "seed", "--report", str(report), "--out_image", str(studies),
             "--save", str(tmp_path / "cache")]
     gap_benchmark.main(argv)
     header, _, *rows = report.read_text().splitlines()
     assert header.startswith("Gap check, kodak gauss 25, 3 iterations, each variant against ")
     table = {row["image"]: float(row["psnr"]) for row in run.rows}
     parsed = {(image, variant): (float(psnr), float(table_psnr), float(diff))
-              for image, variant, psnr, table_psnr, diff in (row.split() for row in rows[:4])}
+              for image, variant, psnr, table_psnr, diff in (row.split() for row in rows[:6])}
     for image in ("kodim01.png", "kodim02.png"):
         # mm 4 is the rule's mm for gauss 25: the cell's setting exactly, so the same PSNR.
         assert parsed[(image, "mm4")] == (pytest.approx(table[image], abs=1e-4),) * 2 + (0.0,)
@@ -244,7 +254,11 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
         clipped_noisy = float(next(row for row in run.rows if row["image"] == image)["noisy_psnr"])
         assert float(unclipped[image]["noisy_psnr"]) < clipped_noisy
         assert parsed[(image, "unclipped")][0] == pytest.approx(float(unclipped[image]["psnr"]), abs=1e-4)
-    assert rows[4].startswith("mm4: +0.000 dB over 2 images; --mm 4")
+    assert rows[6] == "mm4: +0.000 dB over 2 images (rms 0.000); --mm 4"
+    seed_differences = [parsed[(image, "seed")][2] for image in ("kodim01.png", "kodim02.png")]
+    assert all(difference != 0 for difference in seed_differences)  # another seed is another result
+    seed_rms = np.sqrt(np.mean(np.square(seed_differences)))
+    assert rows[8].startswith(f"seed: {np.mean(seed_differences):+.3f} dB over 2 images (rms {seed_rms:.3f}); ")
     # Resuming the same study trains nothing.
     monkeypatch.setattr(gap_benchmark.runner, "run_one_image", lambda *args: pytest.fail("reran a finished image"))
     gap_benchmark.main(argv)
@@ -253,8 +267,12 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     # The README quotes the report; with a complete cell it says which variant closes the gap.
     cell = reproduce.CELLS_BY_NAME["kodak_gauss25"]
     checks = reproduce.gap_checks(cell, str(benchmarks))
-    assert [(check["variant"], check["images"]) for check in checks] == [("mm4", 2), ("unclipped", 2)]
-    assert "Why the mean differs" in reproduce.readme_text(str(tables), 3, str(tiny_kodak))
+    assert [(check["variant"], check["images"]) for check in checks] == [("mm4", 2), ("unclipped", 2), ("seed", 2)]
+    text = reproduce.readme_text(str(tables), 3, str(tiny_kodak))
+    assert "Why the mean differs" in text
+    # Chance: two 24-image means differ by the per-image rms / sqrt(24).
+    assert (f"two runs of an image differ by {checks[2]['rms']:.2f} dB (rms), so two runs of the whole cell "
+            f"would differ by about {checks[2]['rms'] / np.sqrt(24):.2f} dB") in text
     assert reproduce.gap_checks(reproduce.CELLS_BY_NAME["kodak_gauss50"], str(benchmarks)) == []
     fake = [dict(checks[0], difference=-0.30, description="A"), dict(checks[1], difference=-0.02, description="B")]
     text = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, fake))

@@ -1,6 +1,6 @@
-"""Our saved outputs' SSIM under the conventions papers use, to compare with quoted SSIMs.
+"""Our saved outputs' SSIM and PSNR under the conventions papers use, to compare with quoted numbers.
 
-    python benchmarks/ssim_benchmark.py --data_path ../shared/data \
+    python benchmarks/metric_benchmark.py --data_path ../shared/data \
         results/tables/kodak/gauss_25_*/ results/tables/kodak/gauss_50_*/
 
 The release's SSIM (SPEC section 4, utils.ssim) is scikit-image's default: a 7 x 7
@@ -8,10 +8,11 @@ uniform window over the RGB channels of the 8-bit images. Papers also use an 11 
 Gaussian window (Wang et al. 2004, MATLAB's ssim, KAIR) and the luma channel only.
 The same denoised PNGs can score several hundredths apart under these, more than the
 gaps between methods in the paper's tables, so a quoted SSIM that does not match ours
-may be a convention, not a result. For each run folder this prints the mean SSIM of its
-finished images under each convention (reading its denoised PNGs, which must still be on
-this machine, and the clean images); results/reproduce.py quotes the report for the cell.
-No training: it takes seconds.
+may be a convention, not a result. The release's PSNR is on the float output; a paper
+may have scored the saved 8-bit image instead (truncated, as the release saves it). For
+each run folder this prints the mean of its finished images under each convention
+(reading its denoised PNGs, which must still be on this machine, and the clean images);
+results/reproduce.py quotes the report for the cell. No training: it takes seconds.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def colour_gaussian(clean: np.ndarray, estimate: np.ndarray) -> float:
 
 
 # name -> SSIM(clean 8-bit, denoised 8-bit); the first is the release's, the one our CSVs hold.
-CONVENTIONS = {
+SSIM_CONVENTIONS = {
     "colour, 7x7 uniform window": utils.ssim,
     "colour, 11x11 Gaussian window": colour_gaussian,
     "luma Y (BT.601), 7x7 uniform window":
@@ -97,8 +98,8 @@ def conventions_report(run_dir: str, data_path: str) -> list[str]:
     with open(info_path) as handle:
         arguments = json.load(handle)["arguments"]
     rows = sorted(runner.finished_rows(run_dir).values(), key=lambda row: row["image"])
-    scores = {name: [] for name in CONVENTIONS}
-    recorded = []
+    scores = {name: [] for name in SSIM_CONVENTIONS}
+    png_psnrs = []
     for row in rows:
         stem = os.path.splitext(row["image"])[0]
         denoised_path = os.path.join(run_dir, f"{stem}.png")
@@ -106,15 +107,17 @@ def conventions_report(run_dir: str, data_path: str) -> list[str]:
             raise UserError(f"{denoised_path} is missing: run this where the cell ran (a clone has only CSVs)")
         clean = read_integers(clean_path(arguments, data_path, row["image"]))
         denoised = read_integers(denoised_path)
-        for name, convention in CONVENTIONS.items():
+        for name, convention in SSIM_CONVENTIONS.items():
             scores[name].append(float(convention(clean, denoised)))
-        recorded.append(float(row["ssim"]))
-    release = next(iter(CONVENTIONS))
-    if not np.allclose(scores[release], recorded, atol=1e-4):
+        png_psnrs.append(utils.psnr(clean / 255.0, denoised / 255.0))
+    release = next(iter(SSIM_CONVENTIONS))
+    if not np.allclose(scores[release], [float(row["ssim"]) for row in rows], atol=1e-4):
         raise UserError(f"{run_dir}: the release's SSIM recomputed from the PNGs differs from its results CSV")
-    lines = [f"SSIM conventions, {run_label(arguments)}, {len(rows)} images, "
-             f"{os.path.relpath(run_dir, ROOT)} (first row: the release's, as its results CSV holds)"]
-    lines += [f"{name:<44}{np.mean(values):.4f}" for name, values in scores.items()]
+    lines = [f"Metric conventions, {run_label(arguments)}, {len(rows)} images, {os.path.relpath(run_dir, ROOT)} "
+             "(the first SSIM and the first PSNR are the release's, as its results CSV holds)"]
+    lines += [f"SSIM {name:<44}{np.mean(values):8.4f}" for name, values in scores.items()]
+    lines += [f"PSNR {'float output':<44}{np.mean([float(row['psnr']) for row in rows]):8.4f}",
+              f"PSNR {'8-bit PNG as saved (truncated)':<44}{np.mean(png_psnrs):8.4f}"]
     return lines
 
 
