@@ -88,7 +88,8 @@ def report_lines(header: str, done: dict[tuple[str, str], tuple[float, float]]) 
         lines.append(f"{image:<14}{variant:<12}{psnr:9.4f}{table_psnr:9.4f}{psnr - table_psnr:+9.4f}")
     for variant in dict.fromkeys(variant for _, variant in done):
         differences = [psnr - table_psnr for (_, name), (psnr, table_psnr) in done.items() if name == variant]
-        lines.append(f"{variant}: {np.mean(differences):+.3f} dB over {len(differences)} images "
+        lines.append(f"{variant}: {np.mean(differences):+.3f} dB over {len(differences)} "
+                     f"image{'' if len(differences) == 1 else 's'} "
                      f"(rms {np.sqrt(np.mean(np.square(differences))):.3f}); {VARIANTS[variant][0]}")
     return lines
 

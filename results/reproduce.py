@@ -336,12 +336,12 @@ def describe_metric_conventions(cell: Cell, found: MetricConventions) -> list[st
             + ".", ""]
 
 
-GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images \(rms (\d+\.\d+)\); (.+)$")
+GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images? \(rms (\d+\.\d+)\); (.+)$")
 
 
 def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
     """What benchmarks/gap_benchmark.py reports under `benchmarks` for this cell: one
-    entry per variant, {report, variant, difference, images, description}."""
+    entry per variant, {report, variant, difference (mean), rms, images, description}."""
     checks = []
     for path in sorted(glob.glob(os.path.join(benchmarks, "gap_*.txt"))):
         with open(path) as handle:
@@ -356,6 +356,10 @@ def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
     return checks
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> list[str]:
     """README lines: what each variant did to the images it reran, and, for a complete
     cell (ours: its mean), which variants would bring it within REPRODUCED_DB of the paper
@@ -363,7 +367,7 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
     reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
     text = (f"Why the mean differs: some images rerun at full length with one thing changed ({reports}), each "
             "against this cell's run of the same image: " + "; ".join(
-                f"{check['description']}: {check['difference']:+.2f} dB ({check['images']} images)"
+                f"{check['description']}: {check['difference']:+.2f} dB ({plural(check['images'], 'image')})"
                 for check in checks) + ".")
     for check in checks:
         if check["variant"] == "seed":
