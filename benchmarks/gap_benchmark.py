@@ -90,7 +90,8 @@ def report_lines(header: str, done: dict[tuple[str, str], tuple[float, float]]) 
         differences = [psnr - table_psnr for (_, name), (psnr, table_psnr) in done.items() if name == variant]
         lines.append(f"{variant}: {np.mean(differences):+.3f} dB over {len(differences)} "
                      f"image{'' if len(differences) == 1 else 's'} "
-                     f"(rms {np.sqrt(np.mean(np.square(differences))):.3f}); {VARIANTS[variant][0]}")
+                     f"(rms {np.sqrt(np.mean(np.square(differences))):.3f}, from {min(differences):+.3f} to "
+                     f"{max(differences):+.3f}); {VARIANTS[variant][0]}")
     return lines
 
 

@@ -336,12 +336,13 @@ def describe_metric_conventions(cell: Cell, found: MetricConventions) -> list[st
             + ".", ""]
 
 
-GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images? \(rms (\d+\.\d+)\); (.+)$")
+GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images? \(rms (\d+\.\d+), from ([+-]\d+\.\d+) to ([+-]\d+\.\d+)\); (.+)$")
 
 
 def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
     """What benchmarks/gap_benchmark.py reports under `benchmarks` for this cell: one
-    entry per variant, {report, variant, difference (mean), rms, images, description}."""
+    entry per variant, {report, variant, difference (mean), rms, lowest, highest, images,
+    description}."""
     checks = []
     for path in sorted(glob.glob(os.path.join(benchmarks, "gap_*.txt"))):
         with open(path) as handle:
@@ -349,10 +350,10 @@ def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
         if not header.startswith(f"Gap check, {cell.label}, "):
             continue
         for match in filter(None, map(GAP_SUMMARY.match, rows)):
-            variant, difference, images, rms, description = match.groups()
+            variant, difference, images, rms, lowest, highest, description = match.groups()
             checks.append({"report": os.path.relpath(path, os.path.dirname(benchmarks)), "variant": variant,
                            "difference": float(difference), "images": int(images), "rms": float(rms),
-                           "description": description})
+                           "lowest": float(lowest), "highest": float(highest), "description": description})
     return checks
 
 
@@ -367,7 +368,8 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
     reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
     text = (f"Why the mean differs: some images rerun at full length with one thing changed ({reports}), each "
             "against this cell's run of the same image: " + "; ".join(
-                f"{check['description']}: {check['difference']:+.2f} dB ({plural(check['images'], 'image')})"
+                f"{check['description']}: {check['difference']:+.2f} dB ({plural(check['images'], 'image')}"
+                + (f", {check['lowest']:+.2f} to {check['highest']:+.2f})" if check["images"] > 1 else ")")
                 for check in checks) + ".")
     for check in checks:
         if check["variant"] == "seed":
@@ -378,8 +380,9 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
         gap = ours - cell.paper_psnr
         closing = [check for check in checks if abs(gap + check["difference"]) <= REPRODUCED_DB]
         text += (f" Our mean is {gap:+.2f} dB from the paper's; if every image moved as these did, "
-                 + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB"
-                                 for check in closing) if closing else
+                 + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB "
+                                 f"(a guess from {plural(check['images'], 'image')}: running the whole cell so "
+                                 "would settle it)" for check in closing) if closing else
                     f"none of these alone would bring it within {REPRODUCED_DB} dB") + ".")
     return [text, ""]
 

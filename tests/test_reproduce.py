@@ -254,11 +254,12 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
         clipped_noisy = float(next(row for row in run.rows if row["image"] == image)["noisy_psnr"])
         assert float(unclipped[image]["noisy_psnr"]) < clipped_noisy
         assert parsed[(image, "unclipped")][0] == pytest.approx(float(unclipped[image]["psnr"]), abs=1e-4)
-    assert rows[6] == "mm4: +0.000 dB over 2 images (rms 0.000); --mm 4"
+    assert rows[6] == "mm4: +0.000 dB over 2 images (rms 0.000, from +0.000 to +0.000); --mm 4"
     seed_differences = [parsed[(image, "seed")][2] for image in ("kodim01.png", "kodim02.png")]
     assert all(difference != 0 for difference in seed_differences)  # another seed is another result
     seed_rms = np.sqrt(np.mean(np.square(seed_differences)))
-    assert rows[8].startswith(f"seed: {np.mean(seed_differences):+.3f} dB over 2 images (rms {seed_rms:.3f}); ")
+    assert rows[8].startswith(f"seed: {np.mean(seed_differences):+.3f} dB over 2 images (rms {seed_rms:.3f}, "
+                              f"from {min(seed_differences):+.3f} to {max(seed_differences):+.3f}); ")
     # Resuming the same study trains nothing.
     monkeypatch.setattr(gap_benchmark.runner, "run_one_image", lambda *args: pytest.fail("reran a finished image"))
     gap_benchmark.main(argv)
@@ -270,6 +271,8 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     assert [(check["variant"], check["images"]) for check in checks] == [("mm4", 2), ("unclipped", 2), ("seed", 2)]
     text = reproduce.readme_text(str(tables), 3, str(tiny_kodak))
     assert "Why the mean differs" in text
+    assert (f"{checks[2]['description']}: {np.mean(seed_differences):+.2f} dB (2 images, "
+            f"{min(seed_differences):+.2f} to {max(seed_differences):+.2f})") in text
     # Chance: two 24-image means differ by the per-image rms / sqrt(24).
     assert (f"two runs of an image differ by {checks[2]['rms']:.2f} dB (rms), so two runs of the whole cell "
             f"would differ by about {checks[2]['rms'] / np.sqrt(24):.2f} dB") in text
