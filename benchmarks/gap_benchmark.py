@@ -30,6 +30,7 @@ sys.path.insert(0, ROOT)
 
 import Pixel2Pixel_syn  # noqa: E402
 import runner  # noqa: E402
+from metric_benchmark import run_label  # noqa: E402  (benchmarks/ is on the path as the script's folder)
 import utils  # noqa: E402
 from utils import UserError  # noqa: E402
 
@@ -132,8 +133,7 @@ def main(argv=None) -> dict:
     missing = [image for image in args.images if image not in table_rows]
     if missing:
         raise UserError(f"{table} has no row for {', '.join(missing)}: run the cell on them first")
-    label = f"{arguments['dataset']} {arguments['nt']} {float(arguments['nl']):g}"
-    header = (f"Gap check, {label}, {arguments['max_epoch']} iterations, each variant against "
+    header = (f"Gap check, {run_label(arguments)}, {arguments['max_epoch']} iterations, each variant against "
               f"{os.path.relpath(os.path.abspath(table), ROOT)} image by image")
     done = read_done(args.report, header)
     for variant in args.variants:

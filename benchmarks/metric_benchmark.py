@@ -90,8 +90,8 @@ def read_integers(path: str) -> np.ndarray:
 
 
 def conventions_report(run_dir: str, data_path: str) -> list[str]:
-    """Report lines for one run folder: a header naming its setting, then the mean SSIM of
-    its finished images under each convention."""
+    """Report lines for one run folder: a header naming its setting, then the mean SSIM and
+    PSNR of its finished images under each convention."""
     info_path = os.path.join(run_dir, "run.json")
     if not os.path.exists(info_path):
         raise UserError(f"{run_dir} is not a run folder (no run.json)")
