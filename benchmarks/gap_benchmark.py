@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import re
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, ROOT)
 
 import Pixel2Pixel_syn  # noqa: E402
 import runner  # noqa: E402
-from metric_benchmark import run_label  # noqa: E402  (benchmarks/ is on the path as the script's folder)
+from metric_benchmark import read_run, run_label  # noqa: E402  (benchmarks/ is on the path as the script's folder)
 import utils  # noqa: E402
 from utils import UserError  # noqa: E402
 
@@ -59,18 +58,6 @@ VARIANTS = {
     "fp32": ("fp32 arithmetic (the release's)", lambda cell: ["--precision", "fp32"], contextlib.nullcontext),
 }
 ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+([+-]\d+\.\d+)$")
-
-
-def cell_arguments(table: str) -> tuple[dict, dict[str, dict]]:
-    """The cell's script arguments (run.json) and its finished rows by image."""
-    info_path = os.path.join(table, "run.json")
-    if not os.path.exists(info_path):
-        raise UserError(f"{table} is not a run folder (no run.json)")
-    with open(info_path) as handle:
-        arguments = json.load(handle)["arguments"]
-    if "nt" not in arguments:
-        raise UserError(f"{table}: only synthetic-noise cells can be checked")
-    return arguments, runner.finished_rows(table)
 
 
 def cell_flags(arguments: dict, precision: str) -> list[str]:
@@ -129,7 +116,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
 def main(argv=None) -> dict:
     args, passed_on = parse_args(argv)
     table = args.table.rstrip("/")
-    arguments, table_rows = cell_arguments(table)
+    arguments, table_rows = read_run(table)
+    if "nt" not in arguments:
+        raise UserError(f"{table}: only synthetic-noise cells can be checked")
     missing = [image for image in args.images if image not in table_rows]
     if missing:
         raise UserError(f"{table} has no row for {', '.join(missing)}: run the cell on them first")
@@ -137,7 +126,7 @@ def main(argv=None) -> dict:
               f"{os.path.relpath(os.path.abspath(table), ROOT)} image by image")
     done = read_done(args.report, header)
     for variant in args.variants:
-        description, flags, context = VARIANTS[variant]
+        _, flags, context = VARIANTS[variant]
         for image in args.images:
             if (image, variant) in done:
                 continue

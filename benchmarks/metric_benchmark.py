@@ -89,15 +89,21 @@ def read_integers(path: str) -> np.ndarray:
     return utils.quantize(image.pixels, 8, rounding=True)  # exact for pixels read from a file
 
 
-def conventions_report(run_dir: str, data_path: str) -> list[str]:
-    """Report lines for one run folder: a header naming its setting, then the mean SSIM and
-    PSNR of its finished images under each convention."""
+def read_run(run_dir: str) -> tuple[dict, dict[str, dict]]:
+    """A table cell's run folder: its script arguments (run.json) and finished rows by image."""
     info_path = os.path.join(run_dir, "run.json")
     if not os.path.exists(info_path):
         raise UserError(f"{run_dir} is not a run folder (no run.json)")
     with open(info_path) as handle:
         arguments = json.load(handle)["arguments"]
-    rows = sorted(runner.finished_rows(run_dir).values(), key=lambda row: row["image"])
+    return arguments, runner.finished_rows(run_dir)
+
+
+def conventions_report(run_dir: str, data_path: str) -> list[str]:
+    """Report lines for one run folder: a header naming its setting, then the mean SSIM and
+    PSNR of its finished images under each convention."""
+    arguments, finished = read_run(run_dir)
+    rows = sorted(finished.values(), key=lambda row: row["image"])
     scores = {name: [] for name in SSIM_CONVENTIONS}
     png_psnrs = []
     for row in rows:

@@ -195,13 +195,21 @@ def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
 CHECK_ROW = re.compile(r"^(\S+)\s+(fp32|bf16)\s+(\d+)\s+(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)$")
 
 
+def benchmark_reports(benchmarks: str, pattern: str) -> list[tuple[str, str]]:
+    """(path relative to results/, text) of each report under `benchmarks` matching pattern."""
+    reports = []
+    for path in sorted(glob.glob(os.path.join(benchmarks, pattern))):
+        with open(path) as handle:
+            reports.append((os.path.relpath(path, os.path.dirname(benchmarks)), handle.read()))
+    return reports
+
+
 def precision_checks(cell: Cell, benchmarks: str) -> dict[str, list[dict]]:
     """What benchmarks/collapse_benchmark.py reports under `benchmarks` for this cell's
     setting: {image: [{precision, runs, status, psnr, black, report}, ...]}."""
     checks = {}
-    for path in sorted(glob.glob(os.path.join(benchmarks, "collapse_*.txt"))):
-        with open(path) as handle:
-            header, *rows = handle.read().splitlines() or [""]
+    for report, text in benchmark_reports(benchmarks, "collapse_*.txt"):
+        header, *rows = text.splitlines() or [""]
         if f", {cell.label}, " not in header:
             continue
         iterations = re.search(r"(\d+) iterations", header)
@@ -212,7 +220,7 @@ def precision_checks(cell: Cell, benchmarks: str) -> dict[str, list[dict]]:
                 checks.setdefault(image, []).append(
                     {"precision": precision, "runs": runs, "status": status, "psnr": psnr, "black": black,
                      "iterations": iterations.group(1) if iterations else "?",
-                     "report": os.path.relpath(path, os.path.dirname(benchmarks))})
+                     "report": report})
     return checks
 
 
@@ -304,15 +312,13 @@ class MetricConventions:
 def metric_conventions(cell: Cell, benchmarks: str) -> MetricConventions | None:
     """The report section under `benchmarks` for this cell over the most images, or None."""
     found = None
-    for path in sorted(glob.glob(os.path.join(benchmarks, "metric_*.txt"))):
-        with open(path) as handle:
-            sections = handle.read().split("\n\n")
-        for section in sections:
+    for report, text in benchmark_reports(benchmarks, "metric_*.txt"):
+        for section in text.split("\n\n"):
             header, *rows = section.strip().splitlines() or [""]
             match = METRIC_HEADER.match(header)
             if not match or match.group(1) != cell.label or (found and int(match.group(2)) <= found.images):
                 continue
-            found = MetricConventions(os.path.relpath(path, os.path.dirname(benchmarks)), int(match.group(2)), {}, {})
+            found = MetricConventions(report, int(match.group(2)), {}, {})
             for metric, name, value in (row.groups() for row in map(METRIC_ROW.match, rows) if row):
                 getattr(found, metric.lower())[name] = float(value)
     return found
@@ -336,7 +342,8 @@ def describe_metric_conventions(cell: Cell, found: MetricConventions) -> list[st
             + ".", ""]
 
 
-GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images? \(rms (\d+\.\d+), from ([+-]\d+\.\d+) to ([+-]\d+\.\d+)\); (.+)$")
+GAP_SUMMARY = re.compile(r"^(\S+): ([+-]\d+\.\d+) dB over (\d+) images? "
+                         r"\(rms (\d+\.\d+), from ([+-]\d+\.\d+) to ([+-]\d+\.\d+)\); (.+)$")
 
 
 def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
@@ -344,14 +351,13 @@ def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
     entry per variant, {report, variant, difference (mean), rms, lowest, highest, images,
     description}."""
     checks = []
-    for path in sorted(glob.glob(os.path.join(benchmarks, "gap_*.txt"))):
-        with open(path) as handle:
-            header, *rows = handle.read().splitlines() or [""]
+    for report, text in benchmark_reports(benchmarks, "gap_*.txt"):
+        header, *rows = text.splitlines() or [""]
         if not header.startswith(f"Gap check, {cell.label}, "):
             continue
         for match in filter(None, map(GAP_SUMMARY.match, rows)):
             variant, difference, images, rms, lowest, highest, description = match.groups()
-            checks.append({"report": os.path.relpath(path, os.path.dirname(benchmarks)), "variant": variant,
+            checks.append({"report": report, "variant": variant,
                            "difference": float(difference), "images": int(images), "rms": float(rms),
                            "lowest": float(lowest), "highest": float(highest), "description": description})
     return checks
