@@ -308,7 +308,11 @@ def print_report(lines: list[str], path: str | None = None) -> None:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if path:
-        atomic_write_text(path, text)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            atomic_write_text(path, text)
+        except OSError as error:
+            raise UserError(f"--report {path}: cannot write it ({error.strerror})") from None
 
 
 class ResultsCSV:

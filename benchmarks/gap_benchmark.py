@@ -56,6 +56,8 @@ VARIANTS = {
     "mm16": ("--mm 16", lambda cell: ["--mm", "16"], contextlib.nullcontext),
     "L2": ("--loss L2 (bank distance and training loss)", lambda cell: ["--loss", "L2"], contextlib.nullcontext),
     "fp32": ("fp32 arithmetic (the release's)", lambda cell: ["--precision", "fp32"], contextlib.nullcontext),
+    "noretry": ("--max_retries 0: a collapsed run is kept, as the release keeps it",
+                lambda cell: ["--max_retries", "0"], contextlib.nullcontext),
 }
 ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+([+-]\d+\.\d+)$")
 

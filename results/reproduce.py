@@ -363,6 +363,24 @@ def gap_checks(cell: Cell, benchmarks: str) -> list[dict]:
     return checks
 
 
+def crop_offset_summary(cell: Cell, benchmarks: str) -> tuple[str, str] | None:
+    """(report, summary) of benchmarks/crop_offset_benchmark.py for this cell, or None."""
+    for report, text in benchmark_reports(benchmarks, "crop_offsets_*.txt"):
+        for section in text.split("\n\n"):
+            header, *rows = section.strip().splitlines() or [""]
+            if header.startswith(f"Crop offsets, {cell.label}, "):
+                summary = next((row[len("summary: "):] for row in rows if row.startswith("summary: ")), None)
+                if summary:
+                    return report, summary
+    return None
+
+
+def describe_crop_offsets(report: str, summary: str) -> list[str]:
+    return [f"Which 256 x 256 crops the paper used is not published; ours are the centre crops of the 500 x 500 "
+            "frames. Predicted from a proxy (the mean of the cell's own pixel bank, fitted to our PSNR image by "
+            f"image, no training) for other crops of the same frames (`{report}`): {summary}.", ""]
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -431,6 +449,9 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
         if cell.others_psnr:
             details += collapse_evidence(complete, cell, data_path, benchmarks)
+        crop_offsets = crop_offset_summary(cell, benchmarks)
+        if crop_offsets:
+            details += describe_crop_offsets(*crop_offsets)
         found = metric_conventions(cell, benchmarks) if cell.paper_ssim else None
         if found:
             details += describe_metric_conventions(cell, found)

@@ -288,3 +288,82 @@ def runner_rows(out_image):
     """The finished rows of the one run folder under an --out_image."""
     (results_csv,) = out_image.glob("*/*/results.csv")
     return {row["image"]: row for row in utils.read_result_rows(str(results_csv), ["image", "psnr", "noisy_psnr"])}
+
+
+@pytest.fixture
+def tiny_mcmaster(tmp_path):
+    """Four 56 x 60 frames (as McMaster500) and their 40 x 40 centre crops (as McMaster)."""
+    from skimage import data as skdata
+    frames, crops = tmp_path / "data" / "McMaster500", tmp_path / "data" / "McMaster"
+    frames.mkdir(parents=True)
+    crops.mkdir()
+    image = skdata.astronaut()
+    for index in range(4):
+        frame = image[100 + 40 * index:156 + 40 * index, 150:210].copy()
+        utils.save_image(str(frames / f"{index + 1}.png"), frame)
+        utils.save_image(str(crops / f"{index + 1}.png"), frame[8:48, 10:50].copy())
+    return tmp_path / "data"
+
+
+def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, tiny_mcmaster):
+    """benchmarks/crop_offset_benchmark.py: the proxy at an offset is the bank mean of that
+    crop under the noise the scripts give the image's name; at the centre crop the fit
+    reproduces the cell's mean; crops that are not the frames' centre crops are refused."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import crop_offset_benchmark
+    import pixel_bank
+    import torch
+    tables = tmp_path / "results" / "tables"
+    reproduce.main(["run", "mcmaster_gauss25", "--data_path", str(tiny_mcmaster), "--max_epoch", "3", "--precision",
+                    "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
+    (run,) = reproduce.cell_runs(reproduce.CELLS_BY_NAME["mcmaster_gauss25"], str(tables), 3)
+    assert [row["status"] for row in run.rows] == ["ok"] * 4
+    report = tmp_path / "results" / "benchmarks" / "crop_offsets_tiny.txt"
+    crop_offset_benchmark.main([run.run_dir, "--data_path", str(tiny_mcmaster), "--step", "8", "--no_progress",
+                                "--report", str(report)])
+    header, _, *rows = report.read_text().splitlines()
+    assert header.startswith("Crop offsets, McMaster gauss 25, 4 frames of McMaster500, 15 offsets of 40 x 40, ")
+    table = {}
+    for row in rows[:15]:
+        offset, proxy, predicted, shift = row.split()
+        table[tuple(map(int, offset.split(",")))] = (float(proxy), float(predicted), float(shift))
+    # Rows 0, 8, 16 by 0, 2, 10, 18, 20: the centre (8, 10), the edges and a step of 8 around it.
+    assert sorted(table) == [(top, left) for top in (0, 8, 16) for left in (0, 2, 10, 18, 20)]
+    assert table[(8, 10)][2] == 0.0
+    # A least-squares fit over every image of the cell predicts the cell's own mean at the centre.
+    assert table[(8, 10)][1] == pytest.approx(np.mean([float(row["psnr"]) for row in run.rows]), abs=0.006)
+    # The proxy recomputed here: the cell's noise (checked against its CSV at the centre), the bank's mean.
+    proxies = {}
+    for offset in ((8, 10), (0, 20)):
+        scores = []
+        for row in run.rows:
+            frame = utils.load_image(str(tiny_mcmaster / "McMaster500" / row["image"])).pixels
+            clean = np.ascontiguousarray(frame[offset[0]:offset[0] + 40, offset[1]:offset[1] + 40])
+            noisy = utils.add_noise(clean, "gauss", 25, np.random.default_rng(utils.image_seed(123, row["image"])))
+            if offset == (8, 10):
+                assert utils.psnr(clean, noisy) == pytest.approx(float(row["noisy_psnr"]), abs=1e-3)
+            bank, _ = pixel_bank.build_pixel_bank(utils.to_tensor(noisy, torch.device("cpu")), 10, 3, 8, "L1")
+            scores.append(utils.psnr(clean, utils.to_numpy(bank.mean(dim=0))))
+        proxies[offset] = np.mean(scores)
+        assert table[offset][0] == pytest.approx(proxies[offset], abs=0.006)
+    # Every offset's prediction is the fitted line at its proxy, its shift the change from the centre's.
+    assert rows[-2].startswith("fit: method = ") and " over 4 healthy images at the centre crop, r " in rows[-2]
+    slope, intercept = float(rows[-2].split()[3]), float(rows[-2].split("proxy ")[1].split()[0])
+    for offset, (proxy, predicted, shift) in table.items():
+        assert predicted == pytest.approx(slope * proxy + intercept, abs=0.01 + abs(slope) * 0.005)
+        assert shift == pytest.approx(predicted - table[(8, 10)][1], abs=0.011)
+    assert rows[-1].startswith("summary: crop choice moves the predicted mean from ")
+    assert f"top-left {table[(0, 0)][2]:+.2f} dB" in rows[-1]
+    # The README quotes the summary for the cell.
+    found = reproduce.crop_offset_summary(reproduce.CELLS_BY_NAME["mcmaster_gauss25"],
+                                          str(tmp_path / "results" / "benchmarks"))
+    assert found == ("benchmarks/crop_offsets_tiny.txt", rows[-1][len("summary: "):])
+    assert reproduce.crop_offset_summary(reproduce.CELLS_BY_NAME["mcmaster_gauss50"],
+                                         str(tmp_path / "results" / "benchmarks")) is None
+    text = reproduce.readme_text(str(tables), 3, str(tiny_mcmaster))
+    assert f"(`benchmarks/crop_offsets_tiny.txt`): {rows[-1][len('summary: '):]}" in text
+    # Crops that are not the frames' centre crops are refused.
+    shifted = utils.load_image(str(tiny_mcmaster / "McMaster500" / "2.png")).pixels[0:40, 0:40]
+    utils.save_image(str(tiny_mcmaster / "McMaster" / "2.png"), utils.quantize(shifted, rounding=True))
+    with pytest.raises(UserError, match="2.png is not the centre crop"):
+        crop_offset_benchmark.main([run.run_dir, "--data_path", str(tiny_mcmaster), "--no_progress"])
