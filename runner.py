@@ -678,6 +678,10 @@ def cli(main) -> None:
     except KeyboardInterrupt:
         print("interrupted: finished images are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (`... | head`): quiet, as other command-line tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     if summary["skipped"]:
         print(f"error: skipped {len(summary['skipped'])} image(s): {'; '.join(summary['skipped'])}",
               file=sys.stderr)
