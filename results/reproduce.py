@@ -450,12 +450,22 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
                      f"the whole cell would differ by about {check['rms'] / np.sqrt(cell.images):.2f} dB.")
     if ours is not None and cell.paper_psnr:
         gap = ours - cell.paper_psnr
-        closing = [check for check in checks if abs(gap + check["difference"]) <= REPRODUCED_DB]
-        text += (f" Our mean is {gap:+.2f} dB from the paper's; if every image moved as these did, "
-                 + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB "
-                                 f"(a guess from {plural(check['images'], 'image')}: running the whole cell so "
-                                 "would settle it)" for check in closing) if closing else
-                    f"none of these alone would bring it within {REPRODUCED_DB} dB") + ".")
+        text += f" Our mean is {gap:+.2f} dB from the paper's."
+        whole = [check for check in checks if check["images"] == cell.images]
+        for check in whole:
+            # Rerun on every image: the cell as that variant, measured, not guessed.
+            moved = gap + check["difference"]
+            text += (f" Rerun on all {cell.images} images, {check['description']} scores "
+                     f"{ours + check['difference']:.2f} dB, {moved:+.2f} dB from the paper's: "
+                     + ("within" if abs(moved) <= REPRODUCED_DB else "not within") + f" {REPRODUCED_DB} dB.")
+        partial = [check for check in checks if check not in whole]
+        closing = [check for check in partial if abs(gap + check["difference"]) <= REPRODUCED_DB]
+        if partial:
+            text += (" If every image moved as the other reruns did, "
+                     + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB "
+                                     f"(a guess from {plural(check['images'], 'image')}: running the whole cell "
+                                     "so would settle it)" for check in closing) if closing else
+                        f"none of these alone would bring it within {REPRODUCED_DB} dB") + ".")
     return [text, ""]
 
 

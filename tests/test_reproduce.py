@@ -282,6 +282,13 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     assert "Our mean is +0.40 dB from the paper's" in text and "A would leave +0.10 dB" in text
     assert "B would" not in text
     assert "none of these alone" in " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, fake[1:]))
+    # A variant rerun on every image of the cell is a measurement, not a guess.
+    text = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, [dict(fake[0], images=24)] + fake[1:]))
+    assert "Rerun on all 24 images, A scores 29.41 dB, +0.10 dB from the paper's: within 0.15 dB." in text
+    assert "A would" not in text and "If every image moved as the other reruns did, none of these" in text
+    text = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, [dict(fake[1], images=24)]))
+    assert text.endswith("B scores 29.69 dB, +0.38 dB from the paper's: not within 0.15 dB. ")
+    assert "If every image" not in text
 
 
 def runner_rows(out_image):
