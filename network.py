@@ -26,7 +26,8 @@ OUT_ACTIVATIONS = ("sigmoid", "none")  # synthetic script: sigmoid; real script:
 # fp32 is the release's arithmetic. bf16 runs the 3x3 convolutions under bf16 autocast
 # in channels_last layout (fp32 master weights, fp32 output layer and loss). auto picks
 # bf16 only on a device type where benchmarks/training_benchmark.py showed it equal to
-# fp32 in PSNR at full length (results/benchmarks/training_quality_*.txt), else fp32.
+# fp32 in PSNR at full length (results/benchmarks/training_quality_*.txt) and where it
+# is faster (bf16_fast), else fp32.
 PRECISIONS = ("fp32", "bf16", "auto")
 DEFAULT_PRECISION = "auto"
 # CPU: 4 Kodak24 images, gauss 25, 3000 iterations: bf16 - fp32 = +0.001 dB on average,
@@ -99,14 +100,30 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def cpu_has_amx() -> bool:
+    """Intel AMX tiles, which oneDNN uses for bf16 convolutions (torch >= 2.3 can tell)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe()) if probe else False
+
+
+def bf16_fast(device: torch.device) -> bool:
+    """Whether bf16 trains faster than fp32 here. On a CPU only with AMX: bf16 trained
+    4.5x faster than fp32 on the AMX CPU of results/benchmarks/training_speed_cpu.txt, and
+    no faster (0.8x to 0.9x) on an AVX-512 bf16 CPU without AMX
+    (results/benchmarks/training_speed_cpu_noamx.txt)."""
+    if not bf16_supported(device):
+        return False
+    return device.type != "cpu" or cpu_has_amx()
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> 'bf16' where the hardware has it and its quality is proven for this
-    device type, else 'fp32'; an explicit bf16 on hardware without it is refused rather
-    than run slowly through emulation."""
+    """'auto' -> 'bf16' where its quality is proven for this device type and it is
+    faster, else 'fp32'; an explicit bf16 on hardware without it is refused rather than
+    run slowly through emulation."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
-        return "bf16" if BF16_PROVEN.get(device.type, False) and bf16_supported(device) else "fp32"
+        return "bf16" if BF16_PROVEN.get(device.type, False) and bf16_fast(device) else "fp32"
     if precision == "bf16" and not bf16_supported(device):
         raise UserError(f"--precision bf16: {device} has no native bf16 arithmetic; use --precision fp32")
     return precision

@@ -569,7 +569,9 @@ def denoise_photos(paths: list[str], settings: Settings) -> dict:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    # The vector unit, since it sets the speed: bf16 is fast only with AMX (network.bf16_fast).
+    vector_unit = "AMX" if network.cpu_has_amx() else torch.backends.cpu.get_cpu_capability()
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {vector_unit})"
 
 
 def available_memory_bytes(device: torch.device) -> int | None:

@@ -28,6 +28,7 @@ sys.path.insert(0, ROOT)
 
 import Pixel2Pixel_syn  # noqa: E402
 import network  # noqa: E402
+import runner  # noqa: E402
 import utils  # noqa: E402
 
 FAST_MODES = ("bf16",)
@@ -54,8 +55,7 @@ def seconds_per_iteration(size: int, channels: int, precision: str, device: torc
 
 def speed(args: argparse.Namespace) -> list[str]:
     device = utils.resolve_device(args.device)
-    lines = [f"Training speed on {device} ({platform.processor() or platform.machine()}, "
-             f"{torch.get_num_threads()} threads), torch {torch.__version__}, {args.iterations} iterations "
+    lines = [f"Training speed on {runner.describe_device(device)}, torch {torch.__version__}, {args.iterations} iterations "
              f"after 3 warm-up, {args.channels} channels; per image when several train together"]
     for size in args.sizes:
         for images in args.batch_images:

@@ -119,7 +119,14 @@ def test_auto_precision_is_fp32_unless_proven_and_bf16_needs_hardware(monkeypatc
     monkeypatch.setitem(network.BF16_PROVEN, "cpu", False)
     assert network.resolve_precision("auto", cpu) == "fp32"
     monkeypatch.setitem(network.BF16_PROVEN, "cpu", True)
-    assert network.resolve_precision("auto", cpu) == ("bf16" if network.bf16_supported(cpu) else "fp32")
+    assert network.resolve_precision("auto", cpu) == ("bf16" if network.bf16_fast(cpu) else "fp32")
+    # bf16 that is native but not faster (a CPU without AMX) is not chosen, only allowed.
+    monkeypatch.setattr(network, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(network, "cpu_has_amx", lambda: False)
+    assert network.resolve_precision("auto", cpu) == "fp32"
+    assert network.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(network, "cpu_has_amx", lambda: True)
+    assert network.resolve_precision("auto", cpu) == "bf16"
     monkeypatch.setattr(network, "bf16_supported", lambda device: False)
     assert network.resolve_precision("auto", cpu) == "fp32"
     with pytest.raises(UserError, match="no native bf16"):

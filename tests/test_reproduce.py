@@ -369,6 +369,14 @@ def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, t
                                          str(tmp_path / "results" / "benchmarks")) is None
     text = reproduce.readme_text(str(tables), 3, str(tiny_mcmaster))
     assert f"(`benchmarks/crop_offsets_tiny.txt`): {rows[-1][len('summary: '):]}" in text
+    # With a complete cell: whether the move our mean needs to meet the paper's is one a crop can make.
+    summary = "crop choice moves the predicted mean from -0.06 (0,122) to +0.75 (244,0) dB against the centre crop"
+    cell = reproduce.CELLS_BY_NAME["mcmaster_gauss25"]  # paper 29.50
+    for ours, verdict in ((29.32, "inside that range"), (28.80, "inside that range"), (28.50, "outside that range"),
+                          (29.70, "inside that range"), (29.80, "outside that range")):
+        (line, _) = reproduce.describe_crop_offsets(cell, "r.txt", summary, ours)
+        assert f"Our mean needs {29.50 - ours:+.2f} dB to meet the paper's: {verdict}" in line
+    assert "needs" not in reproduce.describe_crop_offsets(cell, "r.txt", summary, None)[0]
     # Crops that are not the frames' centre crops are refused.
     shifted = utils.load_image(str(tiny_mcmaster / "McMaster500" / "2.png")).pixels[0:40, 0:40]
     utils.save_image(str(tiny_mcmaster / "McMaster" / "2.png"), utils.quantize(shifted, rounding=True))
@@ -408,3 +416,26 @@ def test_release_scoring_keeps_the_first_run_of_rescued_images(tmp_path, tiny_ko
     assert f"{ours - 29.31:+.2f} dB, not reproduced; as the release scores it {psnr - 29.31:+.2f} dB" in text
     # The noretry rerun is not a variant that moves every image: it is left out of the gap guesses.
     assert reproduce.gap_checks(cell, str(benchmarks)) == []
+
+
+def test_a_cell_resumes_in_the_precision_it_started_in(tmp_path, tiny_kodak, capsys, monkeypatch):
+    """A cell started in fp32 is resumed in fp32 on a machine whose --precision auto would
+    pick bf16, so its images stay in one run folder; an explicit --precision wins."""
+    import network
+    tables = tmp_path / "tables"
+    argv = ["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--tables", str(tables),
+            *SMALL, "--save", str(tmp_path / "cache")]
+    reproduce.main([*argv, "--precision", "fp32", "--images", "kodim01.png"])
+    monkeypatch.setitem(network.BF16_PROVEN, "cpu", True)
+    monkeypatch.setattr(network, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(network, "bf16_fast", lambda device: True)
+    cell = reproduce.CELLS_BY_NAME["kodak_gauss25"]
+    assert reproduce.resume_precision(cell, str(tables), ["--precision", "bf16", "--max_epoch", "3"]) is None
+    assert reproduce.resume_precision(cell, str(tables), ["--max_epoch=3"]) == "fp32"
+    assert reproduce.resume_precision(cell, str(tables), []) is None  # no full-length run started
+    capsys.readouterr()
+    reproduce.main(argv)
+    assert "Resuming kodak_gauss25 in fp32, the precision of its unfinished run (1/24 images)" in capsys.readouterr().out
+    (run,) = reproduce.cell_runs(cell, str(tables), 3)
+    assert [(row["image"], row["precision"]) for row in run.rows] == [
+        ("kodim01.png", "fp32"), ("kodim02.png", "fp32"), ("kodim03.png", "fp32")]
