@@ -55,8 +55,8 @@ def seconds_per_iteration(size: int, channels: int, precision: str, device: torc
 
 def speed(args: argparse.Namespace) -> list[str]:
     device = utils.resolve_device(args.device)
-    lines = [f"Training speed on {runner.describe_device(device)}, torch {torch.__version__}, {args.iterations} iterations "
-             f"after 3 warm-up, {args.channels} channels; per image when several train together"]
+    lines = [f"Training speed on {runner.describe_device(device)}, torch {torch.__version__}, "
+             f"{args.iterations} iterations after 3 warm-up, {args.channels} channels; per image when several train together"]
     for size in args.sizes:
         for images in args.batch_images:
             timings = {mode: seconds_per_iteration(size, args.channels, mode, device, args.iterations, images)
