@@ -109,8 +109,8 @@ def cpu_has_amx() -> bool:
 def bf16_fast(device: torch.device) -> bool:
     """Whether bf16 trains faster than fp32 here. On a CPU only with AMX: bf16 trained
     4.5x faster than fp32 on the CPU of results/benchmarks/training_speed_cpu.txt (AMX,
-    judging by that speed: the file predates recording it) and no faster on an AVX-512
-    bf16 CPU without AMX (results/benchmarks/training_speed_cpu_noamx.txt)."""
+    judging by that speed: the file predates recording it) and 0.68x as fast, slower, on
+    an AVX-512 bf16 CPU without AMX (results/benchmarks/training_speed_cpu_noamx.txt)."""
     if not bf16_supported(device):
         return False
     return device.type != "cpu" or cpu_has_amx()
