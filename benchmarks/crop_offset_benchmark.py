@@ -106,8 +106,8 @@ def offsets_report(run_dir: str, data_path: str, frames: str, step: int, progres
     proxy = np.array([scores[(centre, name)] for name in healthy])
     ours = np.array([float(finished[name]["psnr"]) for name in healthy])
     slope, intercept, correlation, residual = fit_line(proxy, ours)
-    predicted = {offset: slope * np.mean([scores[(offset, name)] for name in names]) + intercept
-                 for offset in offsets}
+    proxy_means = {offset: float(np.mean([scores[(offset, name)] for name in names])) for offset in offsets}
+    predicted = {offset: slope * proxy_means[offset] + intercept for offset in offsets}
     shifts = {offset: predicted[offset] - predicted[centre] for offset in offsets}
     lowest, highest = min(shifts, key=shifts.get), max(shifts, key=shifts.get)
     lines = [f"Crop offsets, {run_label(arguments)}, {len(names)} frames of {frames}, {len(offsets)} offsets of "
@@ -115,8 +115,8 @@ def offsets_report(run_dir: str, data_path: str, frames: str, step: int, progres
              f"nn {arguments['nn']}, {arguments['loss']} distance), fitted to {os.path.relpath(run_dir, ROOT)}",
              f"{'offset':<10}{'proxy':>8}{'predicted':>11}{'shift':>8}"]
     for offset in offsets:
-        proxy_mean = np.mean([scores[(offset, name)] for name in names])
-        lines.append(f"{f'{offset[0]},{offset[1]}':<10}{proxy_mean:8.2f}{predicted[offset]:11.2f}{shifts[offset]:+8.2f}")
+        lines.append(f"{f'{offset[0]},{offset[1]}':<10}{proxy_means[offset]:8.2f}{predicted[offset]:11.2f}"
+                     f"{shifts[offset]:+8.2f}")
     lines += [
         f"fit: method = {slope:.3f} * proxy {intercept:+.3f} over {len(healthy)} healthy images at the centre "
         f"crop, r {correlation:.3f}, rms residual {residual:.2f} dB",

@@ -3,8 +3,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from skimage import data as skdata
 
 from helpers import ROOT, SMALL
+import network
+import pixel_bank
 import utils
 from utils import UserError
 
@@ -300,7 +304,6 @@ def runner_rows(out_image):
 @pytest.fixture
 def tiny_mcmaster(tmp_path):
     """Four 56 x 60 frames (as McMaster500) and their 40 x 40 centre crops (as McMaster)."""
-    from skimage import data as skdata
     frames, crops = tmp_path / "data" / "McMaster500", tmp_path / "data" / "McMaster"
     frames.mkdir(parents=True)
     crops.mkdir()
@@ -318,8 +321,6 @@ def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, t
     reproduces the cell's mean; crops that are not the frames' centre crops are refused."""
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import crop_offset_benchmark
-    import pixel_bank
-    import torch
     tables = tmp_path / "results" / "tables"
     reproduce.main(["run", "mcmaster_gauss25", "--data_path", str(tiny_mcmaster), "--max_epoch", "3", "--precision",
                     "fp32", "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")])
@@ -421,7 +422,6 @@ def test_release_scoring_keeps_the_first_run_of_rescued_images(tmp_path, tiny_ko
 def test_a_cell_resumes_in_the_precision_it_started_in(tmp_path, tiny_kodak, capsys, monkeypatch):
     """A cell started in fp32 is resumed in fp32 on a machine whose --precision auto would
     pick bf16, so its images stay in one run folder; an explicit --precision wins."""
-    import network
     tables = tmp_path / "tables"
     argv = ["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--max_epoch", "3", "--tables", str(tables),
             *SMALL, "--save", str(tmp_path / "cache")]
