@@ -129,6 +129,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def uses_channels_last(precision: str, device: torch.device) -> bool:
+    """Whether training runs in NHWC (channels_last) layout. oneDNN and cuDNN run bf16
+    convolutions fastest in it, and oneDNN runs fp32 ones faster too (about 15% on a
+    2-core AVX-512 CPU, results/benchmarks/training_speed_cpu_noamx.txt). fp32 on CUDA
+    keeps NCHW, the layout the release used there; NHWC is not measured on a GPU."""
+    return precision == "bf16" or device.type == "cpu"
+
+
 def make_optimizer(model: nn.Module):
     """AdamW at lr 1e-3 (default weight decay), halved at iterations 1500, 2000, 2500."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
@@ -160,14 +168,15 @@ def _image_losses(loss: str, prediction: torch.Tensor, target: torch.Tensor, gro
 
 def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activation: str = "sigmoid",
                    iterations: int = ITERATIONS, seeds: Sequence[int] = (SEED,), progress: bool = True,
-                   description: str | None = None,
-                   precision: str = "fp32") -> tuple[list[Pixel2PixelNet], torch.Tensor]:
+                   description: str | None = None, precision: str = "fp32",
+                   channels_last: bool | None = None) -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
     shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g]
     for network g's initialisation and sampler. Each network sees what it would see trained alone (same initial weights,
     same pseudo instances, its own loss, elementwise AdamW), so results match one-by-one
     training up to floating-point summation order. Returns the networks and their
-    losses, G x iterations."""
+    losses, G x iterations. channels_last: the tensor layout; None picks the faster
+    measured one (uses_channels_last), the benchmark sets it to time the other."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
     if precision not in ("fp32", "bf16"):
@@ -181,8 +190,9 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
     # Initialise on the CPU from generators of their own: the same weights on every device.
     init_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     model = Pixel2PixelNet(banks[0].shape[1], out_activation, generator=init_generators, groups=groups).to(device)
-    if fast:
-        # oneDNN and cuDNN run bf16 convolutions fastest on NHWC tensors.
+    if channels_last is None:
+        channels_last = uses_channels_last(precision, device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model)
     sampler_generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
@@ -201,7 +211,7 @@ def train_networks(banks: Sequence[torch.Tensor], loss: str = "L1", out_activati
             # G pairs of 1 x C x H x W -> 1 x G*C x H x W: image g feeds group g.
             noisy_input = pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in pairs], dim=1)
             noisy_target = pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in pairs], dim=1)
-            if fast:
+            if channels_last:
                 noisy_input = noisy_input.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
                 prediction = model(noisy_input)

@@ -38,17 +38,27 @@ def available_modes(device: torch.device) -> list[str]:
     return ["fp32"] + [mode for mode in FAST_MODES if network.bf16_supported(device)]
 
 
+def speed_modes(device: torch.device) -> dict[str, tuple[str, bool]]:
+    """Label -> (precision, channels_last) to time here: each precision in the layout
+    training uses, and fp32 on a CPU also in NCHW, the layout it trained in before."""
+    modes = {mode: (mode, network.uses_channels_last(mode, device)) for mode in available_modes(device)}
+    if device.type == "cpu":
+        modes = {"fp32": modes["fp32"], "fp32 NCHW": ("fp32", False), **modes}
+    return modes
+
+
 def seconds_per_iteration(size: int, channels: int, precision: str, device: torch.device, iterations: int,
-                          images: int = 1) -> float:
+                          images: int = 1, channels_last: bool | None = None) -> float:
     """Seconds per training iteration per image, `images` trained together."""
     generator = torch.Generator().manual_seed(0)
     banks = [torch.rand(4, channels, size, size, generator=generator).to(device)  # mm x C x H x W
              for _ in range(images)]
     seeds = list(range(images))
-    network.train_networks(banks, iterations=3, seeds=seeds, progress=False, precision=precision)  # warm-up
+    options = dict(seeds=seeds, progress=False, precision=precision, channels_last=channels_last)
+    network.train_networks(banks, iterations=3, **options)  # warm-up
     utils.synchronize(device)
     start = time.perf_counter()
-    network.train_networks(banks, iterations=iterations, seeds=seeds, progress=False, precision=precision)
+    network.train_networks(banks, iterations=iterations, **options)
     utils.synchronize(device)
     return (time.perf_counter() - start) / iterations / images
 
@@ -59,10 +69,11 @@ def speed(args: argparse.Namespace) -> list[str]:
              f"{args.iterations} iterations after 3 warm-up, {args.channels} channels; per image when several train together"]
     for size in args.sizes:
         for images in args.batch_images:
-            timings = {mode: seconds_per_iteration(size, args.channels, mode, device, args.iterations, images)
-                       for mode in available_modes(device)}
+            timings = {label: seconds_per_iteration(size, args.channels, precision, device, args.iterations, images,
+                                                    channels_last)
+                       for label, (precision, channels_last) in speed_modes(device).items()}
             for mode, seconds in timings.items():
-                lines.append(f"{size:5d} x {size:<5d} {images:3d} image(s) {mode:>5}  {seconds:8.4f} s/it  "
+                lines.append(f"{size:5d} x {size:<5d} {images:3d} image(s) {mode:>9}  {seconds:8.4f} s/it  "
                              f"{seconds * network.ITERATIONS:8.1f} s per {network.ITERATIONS} iterations  "
                              f"{timings['fp32'] / seconds:5.2f}x fp32")
     return lines
