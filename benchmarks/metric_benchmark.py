@@ -99,20 +99,28 @@ def read_run(run_dir: str) -> tuple[dict, dict[str, dict]]:
     return arguments, runner.finished_rows(run_dir)
 
 
-def conventions_report(run_dir: str, data_path: str) -> list[str]:
+def denoised_path(run_dir: str, row: dict) -> str:
+    return os.path.join(run_dir, os.path.splitext(row["image"])[0] + ".png")
+
+
+def conventions_report(run_dir: str, data_path: str, saved_only: bool = False) -> list[str]:
     """Report lines for one run folder: a header naming its setting, then the mean SSIM and
-    PSNR of its finished images under each convention."""
+    PSNR of its finished images under each convention; with saved_only, of those finished
+    images whose denoised PNG is here."""
     arguments, finished = read_run(run_dir)
     rows = sorted(finished.values(), key=lambda row: row["image"])
+    if saved_only:
+        rows = [row for row in rows if os.path.exists(denoised_path(run_dir, row))]
+        if not rows:
+            raise UserError(f"{run_dir}: none of its finished images has its denoised PNG here")
     scores = {name: [] for name in SSIM_CONVENTIONS}
     png_psnrs = []
     for row in rows:
-        stem = os.path.splitext(row["image"])[0]
-        denoised_path = os.path.join(run_dir, f"{stem}.png")
-        if not os.path.exists(denoised_path):
-            raise UserError(f"{denoised_path} is missing: run this where the cell ran (a clone has only CSVs)")
+        if not os.path.exists(denoised_path(run_dir, row)):
+            raise UserError(f"{denoised_path(run_dir, row)} is missing: run this where the cell ran (a clone has "
+                            "only CSVs), or pass --saved_only")
         clean = read_integers(clean_path(arguments, data_path, row["image"]))
-        denoised = read_integers(denoised_path)
+        denoised = read_integers(denoised_path(run_dir, row))
         for name, convention in SSIM_CONVENTIONS.items():
             scores[name].append(float(convention(clean, denoised)))
         png_psnrs.append(utils.psnr(clean / 255.0, denoised / 255.0))
@@ -120,7 +128,9 @@ def conventions_report(run_dir: str, data_path: str) -> list[str]:
     if not np.allclose(scores[release], [float(row["ssim"]) for row in rows], atol=1e-4):
         raise UserError(f"{run_dir}: the release's SSIM recomputed from the PNGs differs from its results CSV")
     lines = [f"Metric conventions, {run_label(arguments)}, {len(rows)} images, {os.path.relpath(run_dir, ROOT)} "
-             "(the first SSIM and the first PSNR are the release's, as its results CSV holds)"]
+             "(the first SSIM and the first PSNR are the release's, as its results CSV holds)"
+             + (f"; {len(finished) - len(rows)} finished images left out, their PNGs not here"
+                if len(rows) < len(finished) else "")]
     lines += [f"SSIM {name:<44}{np.mean(values):8.4f}" for name, values in scores.items()]
     lines += [f"PSNR {'float output':<44}{np.mean([float(row['psnr']) for row in rows]):8.4f}",
               f"PSNR {'8-bit PNG as saved (truncated)':<44}{np.mean(png_psnrs):8.4f}"]
@@ -132,6 +142,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("run_dirs", nargs="+", help="run folders of table cells (results/tables/...)")
     parser.add_argument("--data_path", default="./data", help="where the clean images are")
     parser.add_argument("--report", help="also write the printed table to this file")
+    parser.add_argument("--saved_only", action="store_true",
+                        help="score only the finished images whose denoised PNG is here, not refuse")
     return parser.parse_args(argv)
 
 
@@ -139,7 +151,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     lines = []
     for run_dir in args.run_dirs:
-        lines += conventions_report(run_dir.rstrip("/"), args.data_path) + [""]
+        lines += conventions_report(run_dir.rstrip("/"), args.data_path, args.saved_only) + [""]
     utils.print_report(lines[:-1], args.report)
     return {"skipped": []}
 

@@ -327,16 +327,30 @@ def metric_conventions(cell: Cell, benchmarks: str) -> MetricConventions | None:
     return found
 
 
-def describe_metric_conventions(cell: Cell, found: MetricConventions) -> list[str]:
-    """README lines: our outputs' SSIM and PSNR under other conventions against the paper's."""
-    (release, ours), *others = found.ssim.items()
-    closest = min(found.ssim, key=lambda name: abs(found.ssim[name] - cell.paper_ssim))
-    difference = found.ssim[closest] - cell.paper_ssim
+def describe_metric_conventions(cell: Cell, found: MetricConventions,
+                                complete: CellRun | None = None) -> list[str]:
+    """README lines: our outputs' SSIM and PSNR under other conventions against the paper's.
+    When the report covers only some images of a complete run (the others' PNGs were not
+    kept), each convention's mean over the cell is estimated as the cell's own mean plus
+    what that convention changes on the images the report has."""
+    ssim, psnr = dict(found.ssim), dict(found.psnr)
+    subset = complete is not None and found.images < len(complete.rows)
+    scope = f"{found.images} of {cell.images} images"
+    if subset:
+        ssim_shift = mean(complete.rows, "ssim") - next(iter(ssim.values()))
+        psnr_shift = mean(complete.rows, "psnr") - next(iter(psnr.values()))
+        ssim = {name: value + ssim_shift for name, value in ssim.items()}
+        psnr = {name: value + psnr_shift for name, value in psnr.items()}
+        scope += (f"; the other images' outputs were not kept, so each value below is our mean over all "
+                  f"{len(complete.rows)} plus what that convention changes on those {found.images}, an estimate")
+    (release, ours), *others = ssim.items()
+    closest = min(ssim, key=lambda name: abs(ssim[name] - cell.paper_ssim))
+    difference = ssim[closest] - cell.paper_ssim
     verdict = ("which may be the paper's convention" if abs(difference) <= SSIM_MATCH else
                f"no convention here gives the paper's SSIM within {SSIM_MATCH}, so the SSIM gap is not the "
                "metric's convention alone")
-    (float_name, float_psnr), *other_psnrs = found.psnr.items()
-    return [f"Metrics (`{found.report}`, {found.images} of {cell.images} images): our SSIM ({ours:.4f}) is the "
+    (float_name, float_psnr), *other_psnrs = psnr.items()
+    return [f"Metrics (`{found.report}`, {scope}): our SSIM ({ours:.4f}) is the "
             f"release's convention, {release}. The same saved outputs under other conventions: "
             + "; ".join(f"{name} {value:.4f}" for name, value in others)
             + f". Closest to the paper's {cell.paper_ssim:.4f}: {closest} ({difference:+.4f}); {verdict}. "
@@ -531,7 +545,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
             details += describe_crop_offsets(cell, *crop_offsets, ours)
         found = metric_conventions(cell, benchmarks) if cell.paper_ssim else None
         if found:
-            details += describe_metric_conventions(cell, found)
+            details += describe_metric_conventions(cell, found, complete)
         checks = gap_checks(cell, benchmarks)
         if checks:
             details += describe_gap_checks(cell, mean(complete.rows, "psnr") if complete else None, checks)

@@ -225,9 +225,33 @@ def test_metric_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_p
         handle.write(original.replace(run.rows[0]["ssim"], "0.123456", 1))
     with pytest.raises(UserError, match="differs from its results CSV"):
         metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+    with open(csv_path, "w") as handle:
+        handle.write(original)
     os.remove(os.path.join(run.run_dir, "kodim02.png"))
     with pytest.raises(UserError, match="kodim02.png is missing"):
         metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak)])
+    # --saved_only scores the images whose PNGs are here; for a complete cell (three images
+    # here) the README estimates each convention's cell mean from them, saying so.
+    os.remove(report)
+    metric_benchmark.main([run.run_dir, "--data_path", str(tiny_kodak), "--report", str(report), "--saved_only"])
+    header, *rows = report.read_text().splitlines()
+    assert header.startswith("Metric conventions, kodak gauss 25, 2 images, ")
+    assert header.endswith("; 1 finished images left out, their PNGs not here")
+    subset = {name: float(value) for name, value in (row.rsplit(None, 1) for row in rows)}
+    kept = [row for row in run.rows if row["image"] != "kodim02.png"]
+    assert subset["SSIM colour, 7x7 uniform window"] == pytest.approx(np.mean([float(r["ssim"]) for r in kept]),
+                                                                     abs=1e-4)
+    found = reproduce.metric_conventions(cell, str(benchmarks))
+    cell_ssim = np.mean([float(row["ssim"]) for row in run.rows])
+    shift = cell_ssim - subset["SSIM colour, 7x7 uniform window"]
+    complete_cell = reproduce.Cell(**{**cell.__dict__, "images": 3})
+    text = " ".join(reproduce.describe_metric_conventions(complete_cell, found, run))
+    assert "(`benchmarks/metric_conventions.txt`, 2 of 3 images; the other images' outputs were not kept" in text
+    assert f"our SSIM ({cell_ssim:.4f})" in text
+    assert f"colour, 11x11 Gaussian window {subset['SSIM colour, 11x11 Gaussian window'] + shift:.4f}" in text
+    # A partial cell's report is quoted as it is.
+    assert f"our SSIM ({subset['SSIM colour, 7x7 uniform window']:.4f})" in " ".join(
+        reproduce.describe_metric_conventions(cell, found))
 
 
 def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, tiny_kodak, tiny_cell, monkeypatch):
