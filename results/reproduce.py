@@ -3,7 +3,7 @@
     python results/reproduce.py list                       # every cell and its command
     python results/reproduce.py run kodak_gauss25          # one cell (resumes; --shard I/N splits it)
     python results/reproduce.py run all --shard 0/4        # every cell, this machine's quarter of each
-    python results/reproduce.py readme                     # results/README.md and the montages
+    python results/reproduce.py readme                     # results/README.md, montages, metric reports
 
 Run from the repository root: the scripts' --data_path defaults to ./data.
 
@@ -30,6 +30,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from gap_benchmark import ROW as GAP_ROW  # noqa: E402  (the per-image rows of its reports)
+import metric_benchmark  # noqa: E402
 import Pixel2Pixel_real  # noqa: E402
 import Pixel2Pixel_syn  # noqa: E402
 import network  # noqa: E402
@@ -159,6 +160,24 @@ def make_montage(run: CellRun, data_path: str) -> str | None:
         return None
     path = os.path.join(run.run_dir, "montage.png")
     utils.save_image(path, np.round(np.concatenate(strips, axis=0) * 255).astype(np.uint8))
+    return path
+
+
+def write_metric_report(run: CellRun, data_path: str, benchmarks: str) -> str | None:
+    """benchmarks/metric_benchmark.py's report for a complete cell with a published SSIM,
+    written while its denoised PNGs are still here (a clone keeps only the CSVs, and
+    then nothing is written); None when it is not written."""
+    cell = run.cell
+    if not cell.paper_ssim or len(run.rows) != cell.images:
+        return None
+    needed = [metric_benchmark.denoised_path(run.run_dir, row) for row in run.rows]
+    needed += [os.path.join(clean_folder(cell, data_path), row["image"]) for row in run.rows]
+    if not all(os.path.exists(path) for path in needed):
+        return None
+    path = os.path.join(benchmarks, f"metric_conventions_{cell.name}.txt")
+    lines = metric_benchmark.conventions_report(run.run_dir, data_path)
+    os.makedirs(benchmarks, exist_ok=True)
+    utils.atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -650,9 +669,10 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     commands.add_parser("list", help="every cell and its command")
     run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
     run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
-    readme_parser = commands.add_parser("readme", help="write results/README.md and the montages")
+    readme_parser = commands.add_parser("readme", help="write results/README.md, the montages and, for complete "
+                                        "cells with a published SSIM, their metric-convention reports")
     readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
-                               help="where the clean images for the montages are (default: ./data)")
+                               help="where the clean images for the montages and metric reports are (default: ./data)")
     readme_parser.add_argument("--project_readme", default=os.path.join(ROOT, "README.md"),
                                help="the README whose results table to update ('' for none; default: README.md)")
     readme_parser.add_argument("--max_epoch", type=int, default=FULL_LENGTH,
@@ -671,9 +691,13 @@ def main(argv=None) -> dict:
         for cell in CELLS:
             print(f"{cell.name:<18} {cell.command()}")
     elif args.command == "readme":
+        benchmarks = os.path.join(os.path.dirname(args.tables), "benchmarks")
         for cell in CELLS:
             for run in cell_runs(cell, args.tables, args.max_epoch):
                 make_montage(run, args.data_path)
+                report = write_metric_report(run, args.data_path, benchmarks)
+                if report:
+                    print(f"wrote {report}")
         path = os.path.join(os.path.dirname(args.tables), "README.md")
         text = readme_text(args.tables, args.max_epoch, args.data_path)
         utils.atomic_write_text(path, text)

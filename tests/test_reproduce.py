@@ -254,6 +254,30 @@ def test_metric_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_p
         reproduce.describe_metric_conventions(cell, found))
 
 
+def test_readme_writes_a_complete_cells_metric_report_while_its_pngs_are_here(tmp_path, tiny_kodak, tiny_cell,
+                                                                               monkeypatch, capsys):
+    tables, run = tiny_cell
+    report = tmp_path / "results" / "benchmarks" / "metric_conventions_kodak_gauss25.txt"
+    readme = ["readme", "--tables", str(tables), "--max_epoch", "3", "--data_path", str(tiny_kodak),
+              "--project_readme", ""]
+    reproduce.main(readme)
+    assert not report.exists()  # 3 of 24 images: not complete
+    monkeypatch.setattr(reproduce.CELLS_BY_NAME["kodak_gauss25"], "images", 3)
+    reproduce.main(readme)
+    assert f"wrote {report}" in capsys.readouterr().out
+    header, *rows = report.read_text().splitlines()
+    assert header.startswith("Metric conventions, kodak gauss 25, 3 images, ")
+    release = float(rows[0].rsplit(None, 1)[1])
+    assert release == pytest.approx(np.mean([float(row["ssim"]) for row in run.rows]), abs=1e-4)
+    assert "Metrics (`benchmarks/metric_conventions_kodak_gauss25.txt`, 3 of 3 images)" in (
+        tmp_path / "results" / "README.md").read_text()
+    # In a clone, where the denoised PNGs are gone, the committed report is left as it is.
+    os.remove(os.path.join(run.run_dir, "kodim03.png"))
+    report.write_text(report.read_text().replace(rows[0], rows[0][:-6] + "0.5000"))
+    reproduce.main(readme)
+    assert "0.5000" in report.read_text() and "wrote " + str(report) not in capsys.readouterr().out
+
+
 def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, tiny_kodak, tiny_cell, monkeypatch):
     """benchmarks/gap_benchmark.py redoes the cell's own setting exactly (a variant equal to
     it differs by 0), changes only what the variant names, resumes from its report, and
