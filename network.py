@@ -131,7 +131,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def uses_channels_last(precision: str, device: torch.device) -> bool:
     """Whether training runs in NHWC (channels_last) layout. oneDNN and cuDNN run bf16
-    convolutions fastest in it, and oneDNN runs fp32 ones faster too (about 15% on a
+    convolutions fastest in it, and oneDNN runs fp32 ones faster too (1.23x on a
     2-core AVX-512 CPU, results/benchmarks/training_speed_cpu_noamx.txt). fp32 on CUDA
     keeps NCHW, the layout the release used there; NHWC is not measured on a GPU."""
     return precision == "bf16" or device.type == "cpu"
