@@ -693,11 +693,14 @@ def main(argv=None) -> dict:
     elif args.command == "readme":
         benchmarks = os.path.join(os.path.dirname(args.tables), "benchmarks")
         for cell in CELLS:
-            for run in cell_runs(cell, args.tables, args.max_epoch):
+            runs = cell_runs(cell, args.tables, args.max_epoch)
+            for run in runs:
                 make_montage(run, args.data_path)
-                report = write_metric_report(run, args.data_path, benchmarks)
-                if report:
-                    print(f"wrote {report}")
+            # One report a cell: that of the first complete run, the one the README quotes.
+            complete = next((run for run in runs if len(run.rows) == cell.images), None)
+            report = write_metric_report(complete, args.data_path, benchmarks) if complete else None
+            if report:
+                print(f"wrote {report}")
         path = os.path.join(os.path.dirname(args.tables), "README.md")
         text = readme_text(args.tables, args.max_epoch, args.data_path)
         utils.atomic_write_text(path, text)
