@@ -303,16 +303,20 @@ def read_result_rows(path: str, fieldnames: list[str]) -> list[dict]:
         return [{name: row.get(name) or "" for name in fieldnames} for row in reader]
 
 
+def write_report(lines: list[str], path: str) -> None:
+    """A benchmark's table as a file, its folder made if need be."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    except OSError as error:
+        raise UserError(f"--report {path}: cannot write it ({error.strerror})") from None
+
+
 def print_report(lines: list[str], path: str | None = None) -> None:
     """A benchmark's table: printed, and written to path when given."""
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
+    print("\n".join(lines))
     if path:
-        try:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            atomic_write_text(path, text)
-        except OSError as error:
-            raise UserError(f"--report {path}: cannot write it ({error.strerror})") from None
+        write_report(lines, path)
 
 
 class ResultsCSV:

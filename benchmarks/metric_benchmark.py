@@ -116,11 +116,12 @@ def conventions_report(run_dir: str, data_path: str, saved_only: bool = False) -
     scores = {name: [] for name in SSIM_CONVENTIONS}
     png_psnrs = []
     for row in rows:
-        if not os.path.exists(denoised_path(run_dir, row)):
-            raise UserError(f"{denoised_path(run_dir, row)} is missing: run this where the cell ran (a clone has "
-                            "only CSVs), or pass --saved_only")
+        denoised_file = denoised_path(run_dir, row)
+        if not os.path.exists(denoised_file):
+            raise UserError(f"{denoised_file} is missing: run this where the cell ran (a clone has only CSVs), "
+                            "or pass --saved_only")
         clean = read_integers(clean_path(arguments, data_path, row["image"]))
-        denoised = read_integers(denoised_path(run_dir, row))
+        denoised = read_integers(denoised_file)
         for name, convention in SSIM_CONVENTIONS.items():
             scores[name].append(float(convention(clean, denoised)))
         png_psnrs.append(utils.psnr(clean / 255.0, denoised / 255.0))

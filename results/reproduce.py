@@ -163,21 +163,24 @@ def make_montage(run: CellRun, data_path: str) -> str | None:
     return path
 
 
+def first_complete(runs: list[CellRun], cell: Cell) -> CellRun | None:
+    """The cell's first run with all its images: the one results/README.md quotes."""
+    return next((run for run in runs if run and len(run.rows) == cell.images), None)
+
+
 def write_metric_report(run: CellRun, data_path: str, benchmarks: str) -> str | None:
-    """benchmarks/metric_benchmark.py's report for a complete cell with a published SSIM,
-    written while its denoised PNGs are still here (a clone keeps only the CSVs, and
-    then nothing is written); None when it is not written."""
+    """benchmarks/metric_benchmark.py's report for a cell's complete run, when the cell has
+    a published SSIM, written while the run's denoised PNGs are still here (a clone keeps
+    only the CSVs, and then nothing is written); None when it is not written."""
     cell = run.cell
-    if not cell.paper_ssim or len(run.rows) != cell.images:
+    if not cell.paper_ssim:
         return None
     needed = [metric_benchmark.denoised_path(run.run_dir, row) for row in run.rows]
     needed += [os.path.join(clean_folder(cell, data_path), row["image"]) for row in run.rows]
     if not all(os.path.exists(path) for path in needed):
         return None
     path = os.path.join(benchmarks, f"metric_conventions_{cell.name}.txt")
-    lines = metric_benchmark.conventions_report(run.run_dir, data_path)
-    os.makedirs(benchmarks, exist_ok=True)
-    utils.atomic_write_text(path, "\n".join(lines) + "\n")
+    utils.write_report(metric_benchmark.conventions_report(run.run_dir, data_path), path)
     return path
 
 
@@ -552,7 +555,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
         details += [f"### {cell.label}", "", "```bash", cell.command(), "```", ""]
         if cell.note:
             details += [f"Noise: {cell.note}.", ""]
-        complete = next((run for run in runs if run and len(run.rows) == cell.images), None)
+        complete = first_complete(runs, cell)
         if cell.others_psnr:
             details += collapse_evidence(complete, cell, data_path, benchmarks)
         scored = release_scoring(complete, cell, benchmarks) if complete else None
@@ -696,8 +699,7 @@ def main(argv=None) -> dict:
             runs = cell_runs(cell, args.tables, args.max_epoch)
             for run in runs:
                 make_montage(run, args.data_path)
-            # One report a cell: that of the first complete run, the one the README quotes.
-            complete = next((run for run in runs if len(run.rows) == cell.images), None)
+            complete = first_complete(runs, cell)
             report = write_metric_report(complete, args.data_path, benchmarks) if complete else None
             if report:
                 print(f"wrote {report}")
