@@ -71,7 +71,7 @@ def main(args=None) -> dict:
                                        command=runner.script_command(__file__, argv)),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
         batch_images=args.batch_images, shard=runner.parse_shard(args.shard),
-        train_crop=runner.parse_train_crop(args.train_crop))
+        train_crop=runner.parse_train_crop(args.train_crop), time_limit=args.time_limit)
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         noisy = utils.load_image(os.path.join(noisy_folder, name))
@@ -92,7 +92,8 @@ def denoise_input(args: argparse.Namespace, device, precision: str) -> dict:
         loss=args.loss, out_activation="none", iterations=args.max_epoch, seed=args.seed,
         bank_method=args.bank_method, device=str(device), cache_dir="", run_dir=args.out_image,
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
-        inference_tile=runner.INFERENCE_TILE, train_crop=runner.parse_train_crop(args.train_crop))
+        inference_tile=runner.INFERENCE_TILE, train_crop=runner.parse_train_crop(args.train_crop),
+        time_limit=args.time_limit)
     print(f"Denoising {len(paths)} photo(s) into {args.out_image}: {runner.settings_summary(settings)}", flush=True)
     return runner.denoise_photos(paths, settings)
 

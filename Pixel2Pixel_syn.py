@@ -65,7 +65,7 @@ def main(args=None) -> dict:
                                        command=runner.script_command(__file__, argv)),
         max_retries=args.max_retries, progress=not args.no_progress, precision=precision,
         batch_images=args.batch_images, shard=runner.parse_shard(args.shard),
-        train_crop=runner.parse_train_crop(args.train_crop))
+        train_crop=runner.parse_train_crop(args.train_crop), time_limit=args.time_limit)
 
     def read(name: str) -> tuple[utils.Image, utils.Image]:
         clean = utils.load_image(os.path.join(folder, name))

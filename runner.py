@@ -111,6 +111,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, dataset: str, num_n
                         help="run every N-th image starting at the I-th (0 <= I < N) into its own CSV of the "
                              "same run folder; under a Slurm job array I and N default to the task's index "
                              "and the array's size")
+    parser.add_argument("--time_limit", type=float, metavar="SECONDS",
+                        help="datasets: start no image (or batch) that would end more than SECONDS after "
+                             "the start, judged by the time the images before it took (the first always "
+                             "starts), and exit with status 75; the same command resumes. For a scheduler's "
+                             "wall-clock limit or a timed session (default: none)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
 
 
@@ -137,6 +142,7 @@ class Settings:
     batch_images: int = 1  # images of one shape trained together as one grouped network
     inference_tile: int | None = INFERENCE_TILE  # denoise in tiles of this side (same result, bounded memory)
     train_crop: int | None = None  # --train_crop: None = auto, 0 = whole image, N = N x N crops
+    time_limit: float | None = None  # --time_limit: seconds from the start of the run, or None
 
 
 def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> None:
@@ -150,6 +156,8 @@ def check_arguments(args: argparse.Namespace, mm: int, bank_distance: str) -> No
         raise UserError(f"--batch_images {args.batch_images}: must be >= 1")
     if args.max_epoch < 1:
         raise UserError(f"--max_epoch {args.max_epoch}: must be >= 1")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
     if mm < 2:
         raise UserError(f"--mm {mm}: training pairs two different bank entries, so --mm must be >= 2")
     if mm > args.nn:
@@ -552,6 +560,9 @@ def denoise_photo(path: str, settings: Settings) -> None:
 def denoise_photos(paths: list[str], settings: Settings) -> dict:
     """--input: every photo in turn; one that cannot be read or denoised is skipped
     with a warning and the rest still run."""
+    if settings.time_limit is not None:
+        raise UserError("--time_limit: photos (--input) are not resumed, so a run cannot stop part-way; "
+                        "give it fewer photos")
     skipped = []
     try:
         os.makedirs(settings.run_dir, exist_ok=True)
@@ -614,6 +625,38 @@ def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, uti
     return usable, skipped
 
 
+class TimeBudget:
+    """--time_limit: whether the next image (or batch) would still end within the limit,
+    judged by the seconds per image this run has taken so far (reading, bank, training,
+    outputs) or, where given, by an estimate."""
+
+    def __init__(self, limit: float | None):
+        self.limit = limit
+        self.start = time.perf_counter()
+        self.images = 0
+        self.busy = 0.0  # seconds from the start to the end of the last image finished
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def finished(self, images: int) -> None:
+        self.images += images
+        self.busy = self.elapsed()
+
+    def allows(self, images: int = 1, estimate: float | None = None) -> bool:
+        """With no estimate and nothing finished yet, only whether time is left."""
+        if self.limit is None:
+            return True
+        if estimate is None:
+            estimate = self.busy / self.images * images if self.images else 0.0
+        return self.elapsed() + estimate <= self.limit
+
+    def stop_message(self, left: int, unit: str = "image") -> str:
+        rate = f"; an {unit} took {self.busy / self.images:.0f} s" if self.images else ""
+        return (f"Stopping: --time_limit {self.limit:g} s with {left} {unit}(s) left ({self.elapsed():.0f} s used"
+                f"{rate}); run the same command again to resume")
+
+
 def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils.Image]],
                 settings: Settings) -> dict:
     """read(name) -> (noisy, clean). Images with a row in any results CSV of the run
@@ -626,12 +669,20 @@ def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils
     finished = finished_rows(settings.run_dir)
     rows = []
     waiting: dict[tuple, list] = {}  # image shape -> images read, waiting for a full batch
+    budget = TimeBudget(settings.time_limit)
+    to_do = [name for name in usable if name not in finished]
 
-    def run_batch(batch: list) -> None:
+    def run_batch(batch: list) -> bool:
+        """False, with nothing done, when the batch would overrun --time_limit."""
+        if not budget.allows(len(batch)):
+            return False
         for row in process_batch(batch, settings):
             results.add(row)
             rows.append(row)
+        budget.finished(len(batch))
+        return True
 
+    stopped = False
     for file_name in usable:
         if file_name in finished:
             row = finished[file_name]
@@ -639,15 +690,19 @@ def run_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, utils
                   flush=True)
             rows.append(row)
             continue
+        if stopped:
+            continue
         noisy, clean = read(file_name)
         batch = waiting.setdefault(noisy.pixels.shape, [])
         batch.append((file_name, noisy, clean))
         if len(batch) == settings.batch_images:
-            run_batch(waiting.pop(noisy.pixels.shape))
+            stopped = not run_batch(waiting.pop(noisy.pixels.shape))
     for batch in waiting.values():
-        run_batch(batch)
-    summary = {"images": len(rows), "csv": results.path, "skipped": skipped,
-               "psnr": float("nan"), "ssim": float("nan")}
+        stopped = stopped or not run_batch(batch)
+    summary = {"images": len(rows), "new_images": budget.images, "csv": results.path, "skipped": skipped,
+               "stopped": len(to_do) - budget.images if stopped else 0, "psnr": float("nan"), "ssim": float("nan")}
+    if stopped:
+        print(budget.stop_message(summary["stopped"]), flush=True)
     if rows:
         summary["psnr"] = float(np.mean([float(row["psnr"]) for row in rows]))
         summary["ssim"] = float(np.mean([float(row["ssim"]) for row in rows]))
@@ -662,14 +717,18 @@ def settings_summary(settings: Settings) -> str:
                                                             "precision"))
 
 
+EXIT_STOPPED = 75  # --time_limit stopped the run with images left (sysexits' EX_TEMPFAIL: run it again)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def cli(main) -> None:
     """Run an entry script's main: a user's mistake is one line on stderr and exit 2;
-    skipped files exit 1 after the rest ran; Ctrl-C or SIGTERM exit 130, with every
-    finished image kept (rows and images are written atomically)."""
+    skipped files exit 1 after the rest ran; a run that --time_limit stopped exits 75;
+    Ctrl-C or SIGTERM exit 130, with every finished image kept (rows and images are
+    written atomically)."""
     signal.signal(signal.SIGTERM, _interrupt)
     utils.flush_subnormals()  # before any tensor operation starts the worker threads
     try:
@@ -687,4 +746,7 @@ def cli(main) -> None:
     if summary["skipped"]:
         print(f"error: skipped {len(summary['skipped'])} image(s): {'; '.join(summary['skipped'])}",
               file=sys.stderr)
+    if summary.get("stopped"):
+        sys.exit(EXIT_STOPPED)
+    if summary["skipped"]:
         sys.exit(1)

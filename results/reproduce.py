@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -637,6 +638,17 @@ def flag_value(flags: list[str], name: str) -> str | None:
     return None
 
 
+def passed_iterations(passed_on: list[str]) -> int:
+    iterations = flag_value(passed_on, "--max_epoch")
+    return int(iterations) if iterations and iterations.isdigit() else FULL_LENGTH
+
+
+def images_left(cell: Cell, tables: str, passed_on: list[str]) -> int:
+    """Images of the cell that its most advanced run at this length still lacks."""
+    return cell.images - max((len(run.rows) for run in cell_runs(cell, tables, passed_iterations(passed_on))),
+                             default=0)
+
+
 def resume_precision(cell: Cell, tables: str, passed_on: list[str]) -> str | None:
     """The precision of this cell's unfinished full-length run, so that resuming it on a
     machine whose --precision auto would choose otherwise adds to that run's folder
@@ -644,9 +656,8 @@ def resume_precision(cell: Cell, tables: str, passed_on: list[str]) -> str | Non
     unfinished, or this device cannot run that precision."""
     if flag_value(passed_on, "--precision"):
         return None
-    iterations = flag_value(passed_on, "--max_epoch")
-    iterations = int(iterations) if iterations and iterations.isdigit() else FULL_LENGTH
-    unfinished = [run for run in cell_runs(cell, tables, iterations) if 0 < len(run.rows) < cell.images]
+    unfinished = [run for run in cell_runs(cell, tables, passed_iterations(passed_on))
+                  if 0 < len(run.rows) < cell.images]
     if not unfinished:
         return None
     run = max(unfinished, key=lambda run: len(run.rows))
@@ -672,6 +683,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     commands.add_parser("list", help="every cell and its command")
     run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
     run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
+    run_parser.add_argument("--time_limit", type=float, metavar="SECONDS",
+                            help="for all the cells together: each cell's script gets what is left (its "
+                                 "--time_limit), no cell starts whose first batch would not fit in it at the "
+                                 "rate images have taken, and the command exits with status 75 while images "
+                                 "are left (default: none)")
     readme_parser = commands.add_parser("readme", help="write results/README.md, the montages and, for complete "
                                         "cells with a published SSIM, their metric-convention reports")
     readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
@@ -715,13 +731,37 @@ def main(argv=None) -> dict:
         unknown = [name for name in names if name not in CELLS_BY_NAME]
         if unknown:
             raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
-        for name in names:
+        if args.time_limit is not None and not args.time_limit > 0:
+            raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
+        batch = flag_value(passed_on, "--batch_images")
+        batch = int(batch) if batch and batch.isdigit() else 1
+        start, per_image = time.perf_counter(), 0.0  # the longest seconds an image has taken in this call
+        for index, name in enumerate(names):
             cell = CELLS_BY_NAME[name]
+            limit = []
+            if args.time_limit is not None:
+                left = args.time_limit - (time.perf_counter() - start)
+                # The script always starts its first batch: judge that batch here.
+                needed = per_image * min(batch, images_left(cell, args.tables, passed_on))
+                if left <= 0 or left < needed:
+                    print(f"Stopping before {name}: {left:.0f} s of --time_limit {args.time_limit:g} s left, its "
+                          f"first batch would take about {needed:.0f} s; run the same command again to resume",
+                          flush=True)
+                    summary["stopped"] = len(names) - index  # cells not finished
+                    break
+                limit = ["--time_limit", f"{left:.3f}"]
             print(f"== {name}: {cell.command()} {' '.join(passed_on)}", flush=True)
             precision = resume_precision(cell, args.tables, passed_on)
+            cell_start = time.perf_counter()
             result = SCRIPTS[cell.script].main(["--dataset", cell.dataset, *cell.flags, "--out_image", args.tables,
-                                                *passed_on, *(["--precision", precision] if precision else [])])
+                                                *passed_on, *(["--precision", precision] if precision else []),
+                                                *limit])
             summary["skipped"] += result["skipped"]
+            if result["new_images"]:
+                per_image = max(per_image, (time.perf_counter() - cell_start) / result["new_images"])
+            if result.get("stopped"):
+                summary["stopped"] = len(names) - index
+                break
     return summary
 
 

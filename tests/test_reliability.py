@@ -255,6 +255,50 @@ def test_sigterm_exits_130_and_keeps_finished_rows(tmp_path, clean_dataset):
     assert err.strip().splitlines()[-1].startswith("interrupted: finished images are kept")
 
 
+def test_time_limit_stops_between_images_with_status_75_and_the_same_command_resumes(tmp_path, clean_dataset):
+    argv = syn_args(tmp_path, clean_dataset, "--time_limit", "0.001")
+    stopped = run_script("Pixel2Pixel_syn.py", argv)
+    assert stopped.returncode == runner.EXIT_STOPPED == 75, stopped.stderr
+    # The first image always starts; by then the limit is spent, so the second does not.
+    assert stopped.stdout.count("Image: ") == 1
+    assert "Stopping: --time_limit 0.001 s with 1 image(s) left (" in stopped.stdout
+    assert "; run the same command again to resume" in stopped.stdout
+    run_dir = next((tmp_path / "out" / "tiny").iterdir())
+    assert [row["image"] for row in read_rows(run_dir / "results.csv")] == ["gray.png"]
+    resumed = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--time_limit", "1e6"))
+    assert resumed["stopped"] == 0 and resumed["new_images"] == 1
+    assert [row["image"] for row in read_rows(run_dir / "results.csv")] == ["gray.png", "rgb.png"]
+
+
+def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: clock[0])
+    budget = runner.TimeBudget(10.0)
+    assert budget.allows(4)  # nothing finished: only whether time is left
+    clock[0] += 4.0
+    budget.finished(2)  # 2 s an image
+    assert budget.allows(3) and not budget.allows(4)  # 4 + 6 <= 10 < 4 + 8
+    assert runner.TimeBudget(None).allows(10 ** 6)
+    clock[0] += 7.0
+    assert not budget.allows(1)
+    assert budget.stop_message(5) == ("Stopping: --time_limit 10 s with 5 image(s) left (11 s used; an image took "
+                                      "2 s); run the same command again to resume")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_time_limit_must_be_positive(tmp_path, clean_dataset, value):
+    with pytest.raises(UserError, match=f"--time_limit {value}: must be a positive number of seconds"):
+        Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--time_limit", value))
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_limit_is_refused_for_photos(tmp_path, clean_dataset):
+    with pytest.raises(UserError, match="--time_limit: photos .* are not resumed"):
+        Pixel2Pixel_real.main(["--input", str(clean_dataset / "tiny" / "rgb.png"), "--out_image",
+                               str(tmp_path / "photos"), "--time_limit", "60", "--mm", "4", *SMALL])
+    assert not (tmp_path / "photos").exists()
+
+
 def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_dataset):
     Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png"))
     with pytest.raises(UserError, match="holds results made with other settings"):

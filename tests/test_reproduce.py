@@ -1,5 +1,6 @@
 import os
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from skimage import data as skdata
 
 from helpers import ROOT, SMALL
 import network
+import Pixel2Pixel_syn
 import pixel_bank
 import utils
 from utils import UserError
@@ -487,3 +489,47 @@ def test_a_cell_resumes_in_the_precision_it_started_in(tmp_path, tiny_kodak, cap
     (run,) = reproduce.cell_runs(cell, str(tables), 3)
     assert [(row["image"], row["precision"]) for row in run.rows] == [
         ("kodim01.png", "fp32"), ("kodim02.png", "fp32"), ("kodim03.png", "fp32")]
+
+
+def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit(tmp_path, tiny_kodak, capsys,
+                                                                                monkeypatch):
+    tables = tmp_path / "tables"
+    argv = ["run", "kodak_gauss25", "kodak_gauss50", "--data_path", str(tiny_kodak), "--max_epoch", "3",
+            "--tables", str(tables), "--precision", "fp32", *SMALL, "--save", str(tmp_path / "cache")]
+    gauss25, gauss50 = reproduce.CELLS_BY_NAME["kodak_gauss25"], reproduce.CELLS_BY_NAME["kodak_gauss50"]
+    # A limit spent by the first image: the first cell stops after it, the second never starts.
+    summary = reproduce.main([*argv, "--time_limit", "0.001"])
+    assert summary["stopped"] == 2
+    (run,) = reproduce.cell_runs(gauss25, str(tables), 3)
+    assert [row["image"] for row in run.rows] == ["kodim01.png"]
+    assert not reproduce.cell_runs(gauss50, str(tables), 3)
+    assert reproduce.images_left(gauss25, str(tables), ["--max_epoch", "3"]) == 23  # of Kodak24's 24
+    # Each cell's script gets what is left, and the next cell does not start when its first
+    # batch would not fit: a clock that moves 100 s a cell, so the two images left of the
+    # first cell took 50 s each, and the second cell's first batch of 2 needs 100 s.
+    clock, limits = [0.0], []
+    monkeypatch.setattr(reproduce, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def timed_main(script_argv):
+        limits.append(script_argv[script_argv.index("--time_limit") + 1])
+        result = Pixel2Pixel_syn.main(script_argv)
+        clock[0] += 100.0
+        return result
+
+    monkeypatch.setitem(reproduce.SCRIPTS, "syn", SimpleNamespace(main=timed_main))
+    capsys.readouterr()
+    summary = reproduce.main([*argv, "--time_limit", "180", "--batch_images", "2"])
+    assert limits == ["180.000"] and summary["stopped"] == 1
+    assert ("Stopping before kodak_gauss50: 80 s of --time_limit 180 s left, its first batch would take about "
+            "100 s") in capsys.readouterr().out
+    (run,) = reproduce.cell_runs(gauss25, str(tables), 3)
+    assert len(run.rows) == 3
+    # A cell with nothing left to do trains nothing, so it tells nothing of the rate and
+    # the next cell starts with what is left.
+    limits.clear()
+    clock[0] = 0.0
+    summary = reproduce.main([*argv, "--time_limit", "180", "--batch_images", "2"])
+    assert limits == ["180.000", "80.000"] and not summary.get("stopped")
+    assert len(reproduce.cell_runs(gauss50, str(tables), 3)[0].rows) == 3
+    with pytest.raises(UserError, match="--time_limit -1: must be a positive number of seconds"):
+        reproduce.main([*argv, "--time_limit", "-1"])
