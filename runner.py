@@ -630,14 +630,15 @@ class TimeBudget:
     judged by the seconds per image this run has taken so far (reading, bank, training,
     outputs) or, where given, by an estimate."""
 
-    def __init__(self, limit: float | None):
+    def __init__(self, limit: float | None, clock: Callable[[], float] = time.perf_counter):
         self.limit = limit
-        self.start = time.perf_counter()
+        self.clock = clock
+        self.start = clock()
         self.images = 0
         self.busy = 0.0  # seconds from the start to the end of the last image finished
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return self.clock() - self.start
 
     def finished(self, images: int) -> None:
         self.images += images

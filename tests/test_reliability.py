@@ -270,10 +270,9 @@ def test_time_limit_stops_between_images_with_status_75_and_the_same_command_res
     assert [row["image"] for row in read_rows(run_dir / "results.csv")] == ["gray.png", "rgb.png"]
 
 
-def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took(monkeypatch):
+def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took():
     clock = [100.0]
-    monkeypatch.setattr(runner.time, "perf_counter", lambda: clock[0])
-    budget = runner.TimeBudget(10.0)
+    budget = runner.TimeBudget(10.0, clock=lambda: clock[0])
     assert budget.allows(4)  # nothing finished: only whether time is left
     clock[0] += 4.0
     budget.finished(2)  # 2 s an image
