@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import sys
 from types import SimpleNamespace
@@ -365,7 +366,7 @@ def tiny_mcmaster(tmp_path):
     return tmp_path / "data"
 
 
-def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, tiny_mcmaster):
+def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, tiny_mcmaster, monkeypatch):
     """benchmarks/crop_offset_benchmark.py: the proxy at an offset is the bank mean of that
     crop under the noise the scripts give the image's name; at the centre crop the fit
     reproduces the cell's mean; crops that are not the frames' centre crops are refused."""
@@ -428,6 +429,26 @@ def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, t
         (line, _) = reproduce.describe_crop_offsets(cell, "r.txt", summary, ours)
         assert f"Our mean needs {29.50 - ours:+.2f} dB to meet the paper's: {verdict}" in line
     assert "needs" not in reproduce.describe_crop_offsets(cell, "r.txt", summary, None)[0]
+    # Another cell of the same crops that is reproduced speaks for the crops, by how far its
+    # own crop report says other crops would move it.
+    benchmarks = str(tmp_path / "results" / "benchmarks")
+    low, high = map(float, reproduce.CROP_RANGE.search(rows[-1]).groups())
+    gauss50 = reproduce.CELLS_BY_NAME["mcmaster_gauss50"]
+    for difference in (-0.10, 0.15 - high + 0.01, 0.15 - high - 0.01):
+        (line, _) = reproduce.describe_crop_offsets(gauss50, "r.txt", summary, 25.30, [(cell, difference)],
+                                                    benchmarks)
+        assert (f" With the same centre crops McMaster gauss 25 is reproduced ({difference:+.2f} dB); by the same "
+                f"proxy other crops would move its mean by {low:+.2f} to {high:+.2f} dB") in line
+        assert ("enough to lose that match" in line) == (difference + high > 0.15)
+    (line, _) = reproduce.describe_crop_offsets(gauss50, "r.txt", summary, 25.30, [(cell, -0.10)])
+    assert line.endswith(" With the same centre crops McMaster gauss 25 is reproduced (-0.10 dB).")
+    assert "With the same" not in reproduce.describe_crop_offsets(cell, "r.txt", summary, 29.32, [(cell, -0.10)],
+                                                                  benchmarks)[0]
+    # reproduced_cells: complete cells within 0.15 dB of the paper's mean.
+    ours = np.mean([float(row["psnr"]) for row in run.rows])
+    for paper, expected in ((ours + 0.14, [-0.14]), (ours - 0.16, [])):
+        monkeypatch.setattr(reproduce, "CELLS", [dataclasses.replace(cell, images=4, paper_psnr=paper)])
+        assert [round(difference, 2) for _, difference in reproduce.reproduced_cells(str(tables), 3)] == expected
     # Crops that are not the frames' centre crops are refused.
     shifted = utils.load_image(str(tiny_mcmaster / "McMaster500" / "2.png")).pixels[0:40, 0:40]
     utils.save_image(str(tiny_mcmaster / "McMaster" / "2.png"), utils.quantize(shifted, rounding=True))
