@@ -488,10 +488,14 @@ def describe_crop_offsets(cell: Cell, report: str, summary: str, ours: float | N
     if ours is not None and cell.paper_psnr and found:
         needed = cell.paper_psnr - ours
         lowest, highest = map(float, found.groups())
-        text += (f" Our mean needs {needed:+.2f} dB to meet the paper's: "
-                 + ("inside that range, so another crop could account for the gap"
-                    if lowest - REPRODUCED_DB <= needed <= highest + REPRODUCED_DB else
-                    "outside that range, so crop choice alone cannot account for it") + ".")
+        if abs(needed) <= REPRODUCED_DB:
+            text += (f" Our mean is within {REPRODUCED_DB} dB of the paper's with the centre crops ({needed:+.2f} dB "
+                     f"to meet it); a crop predicted to move it further than that would lose the match.")
+        else:
+            text += (f" Our mean needs {needed:+.2f} dB to meet the paper's: "
+                     + ("inside that range, so another crop could account for the gap"
+                        if lowest - REPRODUCED_DB <= needed <= highest + REPRODUCED_DB else
+                        "outside that range, so crop choice alone cannot account for it") + ".")
     for other, difference in reproduced:
         if other.dataset != cell.dataset or other is cell:
             continue

@@ -428,6 +428,9 @@ def test_crop_offset_benchmark_scores_each_crop_with_the_cells_noise(tmp_path, t
                           (29.70, "inside that range"), (29.80, "outside that range")):
         (line, _) = reproduce.describe_crop_offsets(cell, "r.txt", summary, ours)
         assert f"Our mean needs {29.50 - ours:+.2f} dB to meet the paper's: {verdict}" in line
+    (line, _) = reproduce.describe_crop_offsets(cell, "r.txt", summary, 29.45)
+    assert ("Our mean is within 0.15 dB of the paper's with the centre crops (+0.05 dB to meet it); a crop "
+            "predicted to move it further than that would lose the match.") in line
     assert "needs" not in reproduce.describe_crop_offsets(cell, "r.txt", summary, None)[0]
     # Another cell of the same crops that is reproduced speaks for the crops, by how far its
     # own crop report says other crops would move it.
