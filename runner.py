@@ -628,7 +628,7 @@ def check_dataset(names: list[str], read: Callable[[str], tuple[utils.Image, uti
 class TimeBudget:
     """--time_limit: whether the next image (or batch) would still end within the limit,
     judged by the seconds per image this run has taken so far (reading, bank, training,
-    outputs) or, where given, by an estimate."""
+    outputs)."""
 
     def __init__(self, limit: float | None, clock: Callable[[], float] = time.perf_counter):
         self.limit = limit
@@ -644,17 +644,16 @@ class TimeBudget:
         self.images += images
         self.busy = self.elapsed()
 
-    def allows(self, images: int = 1, estimate: float | None = None) -> bool:
-        """With no estimate and nothing finished yet, only whether time is left."""
+    def allows(self, images: int) -> bool:
+        """With nothing finished yet, only whether time is left."""
         if self.limit is None:
             return True
-        if estimate is None:
-            estimate = self.busy / self.images * images if self.images else 0.0
-        return self.elapsed() + estimate <= self.limit
+        needed = self.busy / self.images * images if self.images else 0.0
+        return self.elapsed() + needed <= self.limit
 
-    def stop_message(self, left: int, unit: str = "image") -> str:
-        rate = f"; an {unit} took {self.busy / self.images:.0f} s" if self.images else ""
-        return (f"Stopping: --time_limit {self.limit:g} s with {left} {unit}(s) left ({self.elapsed():.0f} s used"
+    def stop_message(self, left: int) -> str:
+        rate = f"; an image took {self.busy / self.images:.0f} s" if self.images else ""
+        return (f"Stopping: --time_limit {self.limit:g} s with {left} image(s) left ({self.elapsed():.0f} s used"
                 f"{rate}); run the same command again to resume")
 
 
