@@ -469,8 +469,9 @@ def reproduced_cells(tables: str, iterations: int) -> list[tuple[Cell, float]]:
     found = []
     for cell in CELLS:
         complete = first_complete(cell_runs(cell, tables, iterations), cell)
-        if complete and cell.paper_psnr and abs(mean(complete.rows, "psnr") - cell.paper_psnr) <= REPRODUCED_DB:
-            found.append((cell, mean(complete.rows, "psnr") - cell.paper_psnr))
+        difference = mean(complete.rows, "psnr") - cell.paper_psnr if complete and cell.paper_psnr else None
+        if difference is not None and abs(difference) <= REPRODUCED_DB:
+            found.append((cell, difference))
     return found
 
 
@@ -672,9 +673,14 @@ def flag_value(flags: list[str], name: str) -> str | None:
     return None
 
 
+def int_flag_value(flags: list[str], name: str, default: int) -> int:
+    """flag_value as a whole number; the default when absent (or not one: the script says so)."""
+    value = flag_value(flags, name)
+    return int(value) if value and value.isdigit() else default
+
+
 def passed_iterations(passed_on: list[str]) -> int:
-    iterations = flag_value(passed_on, "--max_epoch")
-    return int(iterations) if iterations and iterations.isdigit() else FULL_LENGTH
+    return int_flag_value(passed_on, "--max_epoch", FULL_LENGTH)
 
 
 def images_left(cell: Cell, tables: str, passed_on: list[str]) -> int:
@@ -767,8 +773,7 @@ def main(argv=None) -> dict:
             raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
         if args.time_limit is not None and not args.time_limit > 0:
             raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
-        batch = flag_value(passed_on, "--batch_images")
-        batch = int(batch) if batch and batch.isdigit() else 1
+        batch = int_flag_value(passed_on, "--batch_images", 1)
         start, per_image = time.perf_counter(), 0.0  # the longest seconds an image has taken in this call
         for index, name in enumerate(names):
             cell = CELLS_BY_NAME[name]
