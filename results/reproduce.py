@@ -218,6 +218,51 @@ def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
     return scores
 
 
+def noisy_input_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
+    """PSNR of each noisy image of a real-noise cell's dataset against its ground truth
+    (empty when the dataset is not under data_path)."""
+    folder = os.path.join(data_path, cell.dataset)
+    gt_folder, noisy_folder = os.path.join(folder, "GT"), os.path.join(folder, "Noisy")
+    if cell.script != "real" or not (os.path.isdir(gt_folder) and os.path.isdir(noisy_folder)):
+        return {}
+    scores = {}
+    for name in Pixel2Pixel_real.paired_names(gt_folder, noisy_folder):
+        clean = utils.load_image(os.path.join(gt_folder, name)).pixels
+        noisy = utils.load_image(os.path.join(noisy_folder, name)).pixels
+        if clean.shape == noisy.shape:  # the scripts skip a mismatched pair; so does the mean
+            scores[name] = utils.psnr(clean, noisy)
+    return scores
+
+
+def describe_progress(run: CellRun, data_path: str) -> list[str]:
+    """README lines for a partial real-noise cell: how much the finished images gained over
+    their noisy inputs, against the paper's gain over the whole set's noisy inputs, and
+    where the cell would end if the other images gained as much (an estimate)."""
+    cell = run.cell
+    if cell.script != "real" or not cell.paper_psnr or len(run.rows) >= cell.images:
+        return []
+    done = len(run.rows)
+    ours, noisy_done = mean(run.rows, "psnr"), mean(run.rows, "noisy_psnr")
+    gains = np.array([float(row["psnr"]) - float(row["noisy_psnr"]) for row in run.rows])
+    text = (f"Partial, {done} of {cell.images} images: their noisy inputs average {noisy_done:.2f} dB and ours "
+            f"{ours:.2f} dB, a gain of {gains.mean():+.2f} dB (per image {gains.min():+.2f} to {gains.max():+.2f}).")
+    noisy_all = noisy_input_psnrs(cell, data_path)
+    if len(noisy_all) != cell.images:
+        return [text + f" (The {cell.dataset} pairs are not under {data_path}: run `readme --data_path` to compare "
+                       "with the paper's gain over the whole set.)", ""]
+    set_noisy = float(np.mean(list(noisy_all.values())))
+    projected = set_noisy + gains.mean()
+    text += (f" The whole set's noisy inputs average {set_noisy:.2f} dB, and the paper's {cell.paper_psnr:.2f} dB "
+             f"is a gain of {cell.paper_psnr - set_noisy:+.2f} dB over them. If the other {cell.images - done} "
+             f"images gained what these did on average, the cell would end near {projected:.2f} dB "
+             f"({projected - cell.paper_psnr:+.2f} against the paper)")
+    if done > 1:
+        # Sampling without replacement from the set's images: the finite-population correction.
+        spread = 2 * gains.std(ddof=1) / np.sqrt(done) * np.sqrt((cell.images - done) / (cell.images - 1))
+        text += f", give or take {spread:.2f} dB (two standard errors of the mean gain)"
+    return [text + ": an estimate, not a result.", ""]
+
+
 CHECK_ROW = re.compile(r"^(\S+)\s+(fp32|bf16)\s+(\d+)\s+(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)$")
 
 
@@ -624,6 +669,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
                 f"{len(run.rows)}/{cell.images} | {describe({row['precision'] for row in run.rows})} | "
                 f"{describe({row['device'] for row in run.rows})} | {seconds:.0f} | "
                 f"`{run.info.get('commit', '?')}` |")
+            details += describe_progress(run, data_path)
             failed = [row["image"] for row in run.rows if row["status"] != "ok"]
             retried = [row["image"] for row in run.rows if first_run_failed(row)]
             if retried or failed:

@@ -557,3 +557,43 @@ def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit
     assert len(reproduce.cell_runs(gauss50, str(tables), 3)[0].rows) == 3
     with pytest.raises(UserError, match="--time_limit -1: must be a positive number of seconds"):
         reproduce.main([*argv, "--time_limit", "-1"])
+
+
+def test_a_partial_real_cell_projects_its_gain_over_the_noisy_inputs(tmp_path):
+    """The estimate's arithmetic: the finished images' mean gain over their noisy inputs,
+    added to the whole set's noisy mean, against the paper's gain over the same set."""
+    cell = dataclasses.replace(reproduce.CELLS_BY_NAME["polyu_real"], images=4)
+    rng = np.random.default_rng(3)
+    root = tmp_path / "PolyU"
+    (root / "GT").mkdir(parents=True)
+    (root / "Noisy").mkdir()
+    noisy_psnrs = {}
+    for index in range(4):
+        clean = rng.integers(40, 200, (12, 10, 3)).astype(np.uint8)
+        noisy = np.clip(clean + rng.normal(0, 4 + 3 * index, clean.shape), 0, 255).astype(np.uint8)
+        name = f"img{index}.png"
+        utils.save_image(str(root / "GT" / name), clean)
+        utils.save_image(str(root / "Noisy" / name), noisy)
+        noisy_psnrs[name] = utils.psnr(clean.astype(np.float32) / 255, noisy.astype(np.float32) / 255)
+    gains = {"img0.png": 1.0, "img2.png": 2.0}
+    rows = [{"image": name, "psnr": f"{noisy_psnrs[name] + gain:.4f}", "noisy_psnr": f"{noisy_psnrs[name]:.4f}"}
+            for name, gain in gains.items()]
+    run = reproduce.CellRun(cell, str(tmp_path), {}, rows)
+    assert reproduce.noisy_input_psnrs(cell, str(tmp_path)) == pytest.approx(noisy_psnrs, abs=1e-6)
+    text = " ".join(reproduce.describe_progress(run, str(tmp_path)))
+    set_noisy = np.mean(list(noisy_psnrs.values()))
+    assert "Partial, 2 of 4 images" in text and "a gain of +1.50 dB (per image +1.00 to +2.00)" in text
+    assert f"The whole set's noisy inputs average {set_noisy:.2f} dB" in text
+    assert f"a gain of {36.11 - set_noisy:+.2f} dB over them" in text
+    assert f"would end near {set_noisy + 1.5:.2f} dB ({set_noisy + 1.5 - 36.11:+.2f} against the paper)" in text
+    spread = 2 * np.std([1.0, 2.0], ddof=1) / np.sqrt(2) * np.sqrt(2 / 3)
+    assert f"give or take {spread:.2f} dB" in text
+    # Without the pairs on disk: the finished images only, and how to get the rest.
+    elsewhere = " ".join(reproduce.describe_progress(run, str(tmp_path / "missing")))
+    assert "a gain of +1.50 dB" in elsewhere and "would end near" not in elsewhere
+    assert "run `readme --data_path`" in elsewhere
+    # A complete cell is judged, not projected; synthetic cells have no noisy files.
+    complete = reproduce.CellRun(dataclasses.replace(cell, images=2), str(tmp_path), {}, rows)
+    assert reproduce.describe_progress(complete, str(tmp_path)) == []
+    synthetic = reproduce.CellRun(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tmp_path), {}, rows)
+    assert reproduce.describe_progress(synthetic, str(tmp_path)) == []
