@@ -221,8 +221,7 @@ def black_output_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
 def noisy_input_psnrs(cell: Cell, data_path: str) -> dict[str, float]:
     """PSNR of each noisy image of a real-noise cell's dataset against its ground truth
     (empty when the dataset is not under data_path)."""
-    folder = os.path.join(data_path, cell.dataset)
-    gt_folder, noisy_folder = os.path.join(folder, "GT"), os.path.join(folder, "Noisy")
+    gt_folder, noisy_folder = clean_folder(cell, data_path), os.path.join(data_path, cell.dataset, "Noisy")
     if cell.script != "real" or not (os.path.isdir(gt_folder) and os.path.isdir(noisy_folder)):
         return {}
     scores = {}
