@@ -8,10 +8,11 @@ Each variant trains the images at the cell's length with the cell's settings (re
 its run.json) except one, and is compared image by image with the cell's own results
 CSV. A systematic change (noise, mm, loss, arithmetic) moves every image the same way,
 so a few images say which explanations of a gap are plausible; "seed" (another run with
-other noise and initial weights) shows how far chance alone moves them. The report is
-rewritten after every image and read back on start, so a stopped study resumes where it
-stopped; results/reproduce.py quotes it for the cell. Further flags (--device, ...) go to
-the script.
+other noise and initial weights) shows how far chance alone moves them. Real-noise cells
+(PolyU) are rerun with the real script, without the variants that change synthetic noise.
+The report is rewritten after every image and read back on start, so a stopped study
+resumes where it stopped; results/reproduce.py quotes it for the cell. Further flags
+(--device, ...) go to the script.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import Pixel2Pixel_real  # noqa: E402
 import Pixel2Pixel_syn  # noqa: E402
 import runner  # noqa: E402
 from metric_benchmark import read_run, run_label  # noqa: E402  (benchmarks/ is on the path as the script's folder)
@@ -47,7 +49,7 @@ def unclipped_gauss_noise():
 
 # name -> (what it changes, the script flags that change it given the cell's arguments, context)
 VARIANTS = {
-    "seed": ("another run: seed + 1 (other noise, initial weights and sampling)",
+    "seed": ("another run: seed + 1 (other initial weights and sampling; other noise in synthetic cells)",
              lambda cell: ["--seed", str(cell["seed"] + 1)], contextlib.nullcontext),
     "unclipped": ("Gaussian noise not clipped to [0, 1]", lambda cell: [], unclipped_gauss_noise),
     "mm2": ("--mm 2", lambda cell: ["--mm", "2"], contextlib.nullcontext),
@@ -55,16 +57,26 @@ VARIANTS = {
     "mm8": ("--mm 8", lambda cell: ["--mm", "8"], contextlib.nullcontext),
     "mm16": ("--mm 16", lambda cell: ["--mm", "16"], contextlib.nullcontext),
     "L2": ("--loss L2 (bank distance and training loss)", lambda cell: ["--loss", "L2"], contextlib.nullcontext),
+    "L1": ("--loss L1 (the training loss; in synthetic cells the bank distance too)",
+           lambda cell: ["--loss", "L1"], contextlib.nullcontext),
     "fp32": ("fp32 arithmetic (the release's)", lambda cell: ["--precision", "fp32"], contextlib.nullcontext),
     "noretry": ("--max_retries 0: a collapsed run is kept, as the release keeps it",
                 lambda cell: ["--max_retries", "0"], contextlib.nullcontext),
 }
+SYNTHETIC_ONLY = {"unclipped"}  # variants that change the synthetic noise, which real cells lack
 ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+([+-]\d+\.\d+)$")
+
+
+def is_synthetic(arguments: dict) -> bool:
+    return "nt" in arguments
 
 
 def cell_flags(arguments: dict, precision: str) -> list[str]:
     """Script flags that redo the cell's setting (its resolved precision, not 'auto')."""
-    flags = ["--dataset", arguments["dataset"], "--nt", arguments["nt"], "--nl", f"{float(arguments['nl']):g}"]
+    if is_synthetic(arguments):
+        flags = ["--dataset", arguments["dataset"], "--nt", arguments["nt"], "--nl", f"{float(arguments['nl']):g}"]
+    else:
+        flags = ["--dataset", arguments["dataset"], "--GT", arguments["GT"], "--Noisy", arguments["Noisy"]]
     for name in ("ws", "ps", "nn", "loss", "max_epoch", "seed", "bank_method", "max_retries", "train_crop"):
         flags += [f"--{name}", str(arguments[name])]
     if arguments.get("mm") is not None:
@@ -119,8 +131,10 @@ def main(argv=None) -> dict:
     args, passed_on = parse_args(argv)
     table = args.table.rstrip("/")
     arguments, table_rows = read_run(table)
-    if "nt" not in arguments:
-        raise UserError(f"{table}: only synthetic-noise cells can be checked")
+    if not is_synthetic(arguments) and SYNTHETIC_ONLY & set(args.variants):
+        raise UserError(f"{table} is a real-noise cell: {', '.join(sorted(SYNTHETIC_ONLY & set(args.variants)))} "
+                        "changes synthetic noise only")
+    script_main = Pixel2Pixel_syn.main if is_synthetic(arguments) else Pixel2Pixel_real.main
     missing = [image for image in args.images if image not in table_rows]
     if missing:
         raise UserError(f"{table} has no row for {', '.join(missing)}: run the cell on them first")
@@ -136,7 +150,7 @@ def main(argv=None) -> dict:
             argv = [*cell_flags(arguments, row["precision"]), *flags(arguments), "--data_path", args.data_path,
                     "--out_image", os.path.join(args.out_image, variant), "--no_progress", *passed_on]
             with context():
-                result = runner.run_one_image(Pixel2Pixel_syn.main, argv, image)
+                result = runner.run_one_image(script_main, argv, image)
             done[(image, variant)] = (float(result["psnr"]), float(row["psnr"]))
             if args.report:
                 utils.atomic_write_text(args.report, "\n".join(report_lines(header, done)) + "\n")
