@@ -257,6 +257,31 @@ def test_metric_conventions_report_is_computed_from_the_outputs_and_quoted(tmp_p
         reproduce.describe_metric_conventions(cell, found))
 
 
+def test_psnr_conventions_are_judged_against_the_paper_and_across_cells():
+    """A PSNR convention that closes one cell's gap is named as a possible cause, and its fit
+    over every complete cell is counted against the release's float PSNR."""
+    cell = reproduce.CELLS_BY_NAME["polyu_real"]
+    truncated = "8-bit PNG as saved (truncated)"
+    psnr = {"float output": cell.paper_psnr + 0.26, truncated: cell.paper_psnr + 0.14}
+    gaps = {"kodak gauss 25": {"float output": 0.07, truncated: 0.05},
+            "kodak poiss 50": {"float output": -0.07, truncated: -0.17},
+            "PolyU real": {"float output": 0.26, truncated: 0.14}}
+    text = reproduce.describe_psnr_conventions(cell, psnr, gaps)
+    assert text.startswith(f" Against the paper's {cell.paper_psnr:.2f} dB: +0.26 dB on the float output, "
+                           f"+0.14 dB on the {truncated}.")
+    assert f"Scored on the {truncated}, this cell is within 0.15 dB of the paper" in text
+    assert ("stand at kodak gauss 25 +0.05, kodak poiss 50 -0.17, PolyU real +0.14 dB from the paper's: "
+            "2 of 3 within 0.15 dB, against 2 on the float output, so it fits the paper's tables no better") in text
+    gaps["kodak poiss 50"][truncated] = -0.10
+    assert "3 of 3 within 0.15 dB, against 2 on the float output, so it fits the paper's tables better." in (
+        reproduce.describe_psnr_conventions(cell, psnr, gaps))
+    # Nothing to explain when the release's own scoring is within, or when no convention closes the gap.
+    for float_gap, truncated_gap in ((0.10, 0.05), (0.30, 0.20)):
+        text = reproduce.describe_psnr_conventions(
+            cell, {"float output": cell.paper_psnr + float_gap, truncated: cell.paper_psnr + truncated_gap}, gaps)
+        assert "possible cause" not in text and "stand at" not in text
+
+
 def test_readme_writes_a_complete_cells_metric_report_while_its_pngs_are_here(tmp_path, tiny_kodak, tiny_cell,
                                                                                monkeypatch, capsys):
     tables, run = tiny_cell
