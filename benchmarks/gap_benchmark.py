@@ -85,9 +85,11 @@ def cell_flags(arguments: dict, precision: str) -> list[str]:
 
 
 def report_lines(header: str, done: dict[tuple[str, str], tuple[float, float]]) -> list[str]:
-    lines = [header, f"{'image':<14}{'variant':<12}{'PSNR':>9}{'table':>9}{'diff':>9}"]
+    # The image column fits the longest name (PolyU's run to 19 characters): ROW splits on spaces.
+    width = max([14] + [len(image) + 2 for image, _ in done])
+    lines = [header, f"{'image':<{width}}{'variant':<12}{'PSNR':>9}{'table':>9}{'diff':>9}"]
     for (image, variant), (psnr, table_psnr) in done.items():
-        lines.append(f"{image:<14}{variant:<12}{psnr:9.4f}{table_psnr:9.4f}{psnr - table_psnr:+9.4f}")
+        lines.append(f"{image:<{width}}{variant:<12}{psnr:9.4f}{table_psnr:9.4f}{psnr - table_psnr:+9.4f}")
     for variant in dict.fromkeys(variant for _, variant in done):
         differences = [psnr - table_psnr for (_, name), (psnr, table_psnr) in done.items() if name == variant]
         lines.append(f"{variant}: {np.mean(differences):+.3f} dB over {len(differences)} "
