@@ -410,6 +410,7 @@ def test_gap_benchmark_reruns_a_real_noise_cell(tmp_path, photo, monkeypatch):
     for image in names:
         assert parsed[(image, "L1")] == pytest.approx(float(l1_rows[image]["psnr"]), abs=1e-4)
         assert parsed[(image, "L1")] != pytest.approx(table[image], abs=1e-6)  # another loss, another result
+        assert l1_rows[image]["bank_cached"] == "1"  # the cell's L2 bank: real cells always match with L2
     assert rows[4] == "mm4: +0.000 dB over 2 images (rms 0.000, from +0.000 to +0.000); --mm 4"
     # The report reads back (names wider than its column included): resuming trains nothing.
     monkeypatch.setattr(gap_benchmark.runner, "run_one_image", lambda *args: pytest.fail("reran a finished image"))
@@ -419,7 +420,8 @@ def test_gap_benchmark_reruns_a_real_noise_cell(tmp_path, photo, monkeypatch):
 def runner_rows(out_image):
     """The finished rows of the one run folder under an --out_image."""
     (results_csv,) = out_image.glob("*/*/results.csv")
-    return {row["image"]: row for row in utils.read_result_rows(str(results_csv), ["image", "psnr", "noisy_psnr"])}
+    fields = ["image", "psnr", "noisy_psnr", "bank_cached"]
+    return {row["image"]: row for row in utils.read_result_rows(str(results_csv), fields)}
 
 
 @pytest.fixture
