@@ -466,12 +466,12 @@ def describe_psnr_conventions(cell: Cell, psnr: dict[str, float], gaps_by_cell: 
         return text
     text += (f" Scored on the {' or the '.join(closing)}, this cell is within {REPRODUCED_DB} dB of the paper; "
              f"the release scores the {float_name}, so this is a possible cause of the gap, not a finding.")
+    fits_float = sum(within(gaps[float_name]) for gaps in gaps_by_cell.values() if float_name in gaps)
     for name in closing:
         scored = {label: gaps[name] for label, gaps in gaps_by_cell.items() if name in gaps}
         if len(scored) < 2:
             continue
         fits = sum(within(gap) for gap in scored.values())
-        fits_float = sum(within(gaps[float_name]) for gaps in gaps_by_cell.values() if float_name in gaps)
         text += (f" On the {name}, the complete cells with a published PSNR stand at "
                  + ", ".join(f"{label} {gap:+.2f}" for label, gap in scored.items())
                  + f" dB from the paper's: {fits} of {len(scored)} within {REPRODUCED_DB} dB, against {fits_float} "
