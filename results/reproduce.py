@@ -622,7 +622,9 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
     cell (ours: its mean), which variants would bring it within REPRODUCED_DB of the paper
     if every image moved as those did."""
     reports = ", ".join(sorted({f"`{check['report']}`" for check in checks}))
-    text = (f"Why the mean differs: some images rerun at full length with one thing changed ({reports}), each "
+    # Without a published number there is no gap to explain, only the variants' effect.
+    lead = "Why the mean differs" if cell.paper_psnr else "What one change does"
+    text = (f"{lead}: some images rerun at full length with one thing changed ({reports}), each "
             "against this cell's run of the same image: " + "; ".join(
                 f"{check['description']}: {check['difference']:+.2f} dB ({plural(check['images'], 'image')}"
                 + (f", {check['lowest']:+.2f} to {check['highest']:+.2f})" if check["images"] > 1 else ")")

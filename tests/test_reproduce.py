@@ -351,6 +351,9 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     assert [(check["variant"], check["images"]) for check in checks] == [("mm4", 2), ("unclipped", 2), ("seed", 2)]
     text = reproduce.readme_text(str(tables), 3, str(tiny_kodak))
     assert "Why the mean differs" in text
+    # A cell with no published number has no gap to explain: the reruns' effect only.
+    ours_only = reproduce.describe_gap_checks(reproduce.CELLS_BY_NAME["kodak_gauss10"], 30.0, checks)
+    assert ours_only[0].startswith("What one change does: ") and "paper" not in " ".join(ours_only)
     assert (f"{checks[2]['description']}: {np.mean(seed_differences):+.2f} dB (2 images, "
             f"{min(seed_differences):+.2f} to {max(seed_differences):+.2f})") in text
     # Chance: two 24-image means differ by the per-image rms / sqrt(24).
