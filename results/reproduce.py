@@ -80,9 +80,12 @@ CELLS = [
     Cell("mcmaster_gauss50", "syn", "McMaster", ["--nt", "gauss", "--nl", "50"], 18, 25.28, others_psnr=24.43),
     Cell("mcmaster_poiss50", "syn", "McMaster", ["--nt", "poiss", "--nl", "50"], 18, 30.98, 0.8811),
     Cell("polyu_real", "real", "PolyU", [], 40, 36.11, 0.9418),
-    Cell("kodak_gauss10", "syn", "kodak", ["--nt", "gauss", "--nl", "10"], 24),
-    Cell("kodak_poiss10", "syn", "kodak", ["--nt", "poiss", "--nl", "10"], 24),
-    Cell("kodak_poiss25", "syn", "kodak", ["--nt", "poiss", "--nl", "25"], 24),
+    Cell("kodak_gauss10", "syn", "kodak", ["--nt", "gauss", "--nl", "10"], 24,
+         note="sigma 10 on the 0-255 scale, clipped to [0, 1]"),
+    Cell("kodak_poiss10", "syn", "kodak", ["--nt", "poiss", "--nl", "10"], 24,
+         note="Poisson(10 x) / 10, not clipped: the lower lambda, the stronger the noise"),
+    Cell("kodak_poiss25", "syn", "kodak", ["--nt", "poiss", "--nl", "25"], 24,
+         note="Poisson(25 x) / 25, not clipped"),
     Cell("kodak_saltpepper", "syn", "kodak", ["--nt", "saltpepper", "--nl", "0.1"], 24,
          note="20% of values set to 0 or 1"),
     Cell("kodak_bernoulli", "syn", "kodak", ["--nt", "bernoulli", "--nl", "0.2"], 24,
@@ -194,6 +197,19 @@ def mean(rows: list[dict], key: str) -> float:
 
 def describe(values: set[str]) -> str:
     return ", ".join(sorted(value for value in values if value)) or "?"
+
+
+def seconds_per_image(rows: list[dict]) -> str:
+    """Mean bank plus training seconds per image; one mean per device, in the device
+    column's order, when a cell was run on several (a CPU's and a GPU's seconds differ
+    a hundredfold, so their common mean would describe neither)."""
+    by_device: dict[str, list[float]] = {}
+    for row in rows:
+        by_device.setdefault(row["device"], []).append(float(row["bank_seconds"]) + float(row["train_seconds"]))
+    if len(by_device) == 1:
+        return f"{np.mean(next(iter(by_device.values()))):.0f}"
+    return ", ".join(f"{np.mean(by_device[device]):.0f} ({len(by_device[device])} on {device})"
+                     for device in sorted(by_device))
 
 
 REPRODUCED_DB = 0.15  # a cell is reproduced when its mean PSNR is this close to the paper's (issue #7)
@@ -718,12 +734,11 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
             difference = compare_with_paper(cell, psnr, len(run.rows))
             if difference and run is complete and scored:
                 difference += f"; as the release scores it {compare_with_paper(cell, scored[0], len(run.rows))}"
-            seconds = np.mean([float(row["bank_seconds"]) + float(row["train_seconds"]) for row in run.rows])
             relative = os.path.relpath(run.run_dir, os.path.dirname(tables))
             lines.append(
                 f"| [{cell.label}]({relative}/) | {paper} | {psnr:.2f} / {ssim:.4f} | {difference} | "
                 f"{len(run.rows)}/{cell.images} | {describe({row['precision'] for row in run.rows})} | "
-                f"{describe({row['device'] for row in run.rows})} | {seconds:.0f} | "
+                f"{describe({row['device'] for row in run.rows})} | {seconds_per_image(run.rows)} | "
                 f"`{run.info.get('commit', '?')}` |")
             details += describe_progress(run, data_path)
             failed = [row["image"] for row in run.rows if row["status"] != "ok"]
@@ -735,7 +750,8 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
                 details += [f"![noisy, ours, clean]({relative}/montage.png)", "",
                             f"Noisy | ours | clean, {MONTAGE_CROP} x {MONTAGE_CROP} centre crops.", ""]
     lines += ["", "Commit: the last commit that wrote to the run folder. Seconds per image: bank plus training,",
-              "as the rows record them (images trained together share the training time).", "",
+              "as the rows record them (images trained together share the training time), one mean per device",
+              "where a cell ran on several.", "",
               "## Cells", ""] + details
     lines += ["## Other results", "",
               "- [foundation/](foundation/README.md): the first full-length runs, before the tables.",

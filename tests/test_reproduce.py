@@ -672,3 +672,14 @@ def test_a_partial_real_cell_projects_its_gain_over_the_noisy_inputs(tmp_path):
     assert reproduce.describe_progress(complete, str(tmp_path)) == []
     synthetic = reproduce.CellRun(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tmp_path), {}, rows)
     assert reproduce.describe_progress(synthetic, str(tmp_path)) == []
+
+
+def test_seconds_per_image_are_averaged_per_device():
+    def row(device, bank, train):
+        return {"device": device, "bank_seconds": str(bank), "train_seconds": str(train)}
+
+    cpu = "cpu (x86_64, 2 threads)"
+    assert reproduce.seconds_per_image([row(cpu, 1, 719), row(cpu, 3, 737)]) == "730"
+    mixed = [row(cpu, 1, 719), row(cpu, 3, 737), row("NVIDIA H100", 0.2, 5.3)]
+    # A common mean (488) would describe neither machine.
+    assert reproduce.seconds_per_image(mixed) == "6 (1 on NVIDIA H100), 730 (2 on cpu (x86_64, 2 threads))"
