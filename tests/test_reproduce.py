@@ -340,6 +340,11 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     seed_rms = np.sqrt(np.mean(np.square(seed_differences)))
     assert rows[8].startswith(f"seed: {np.mean(seed_differences):+.3f} dB over 2 images (rms {seed_rms:.3f}, "
                               f"from {min(seed_differences):+.3f} to {max(seed_differences):+.3f}); ")
+    # On a CPU-made cell the device variant is the cell's own setting: the same PSNR.
+    device_report = tmp_path / "gap_device.txt"  # outside benchmarks/, so the README does not quote it
+    gap_benchmark.main([*argv[:5], "--variants", "cpu", "--report", str(device_report), *argv[12:]])
+    same = f"{table['kodim01.png']:.4f}"
+    assert device_report.read_text().splitlines()[2].split() == ["kodim01.png", "cpu", same, same, "+0.0000"]
     # Resuming the same study trains nothing.
     monkeypatch.setattr(gap_benchmark.runner, "run_one_image", lambda *args: pytest.fail("reran a finished image"))
     gap_benchmark.main(argv)
