@@ -60,7 +60,7 @@ VARIANTS = {
     "L1": ("--loss L1 (the training loss; in synthetic cells the bank distance too)",
            lambda cell: ["--loss", "L1"], contextlib.nullcontext),
     "fp32": ("fp32 arithmetic (the release's)", lambda cell: ["--precision", "fp32"], contextlib.nullcontext),
-    "cpu": ("the same setting on a CPU, against rows a GPU made: what the device alone changes",
+    "cpu": ("the same setting on a CPU against rows a GPU made (the device alone)",
             lambda cell: ["--device", "cpu"], contextlib.nullcontext),
     "noretry": ("--max_retries 0: a collapsed run is kept, as the release keeps it",
                 lambda cell: ["--max_retries", "0"], contextlib.nullcontext),

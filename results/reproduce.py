@@ -278,6 +278,18 @@ def describe_progress(run: CellRun, data_path: str) -> list[str]:
     return [text + ": an estimate, not a result.", ""]
 
 
+def describe_gain(run: CellRun) -> list[str]:
+    """README lines for a cell with no published number: with nothing to compare against,
+    what the method did to this cell's noisy inputs, and which images it helped least."""
+    if run.cell.paper_psnr or not run.rows:
+        return []
+    gains = sorted((float(row["psnr"]) - float(row["noisy_psnr"]), row["image"]) for row in run.rows)
+    least = ", ".join(f"{image} {gain:+.2f}" for gain, image in gains[:3])
+    return [f"Gain over the noisy inputs ({mean(run.rows, 'noisy_psnr'):.2f} dB on average): "
+            f"{np.mean([gain for gain, _ in gains]):+.2f} dB on average, median {np.median([g for g, _ in gains]):+.2f}, "
+            f"from {gains[0][0]:+.2f} to {gains[-1][0]:+.2f} dB; least: {least} dB.", ""]
+
+
 CHECK_ROW = re.compile(r"^(\S+)\s+(fp32|bf16)\s+(\d+)\s+(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)$")
 
 
@@ -740,7 +752,7 @@ def readme_text(tables: str = TABLES, iterations: int = FULL_LENGTH,
                 f"{len(run.rows)}/{cell.images} | {describe({row['precision'] for row in run.rows})} | "
                 f"{describe({row['device'] for row in run.rows})} | {seconds_per_image(run.rows)} | "
                 f"`{run.info.get('commit', '?')}` |")
-            details += describe_progress(run, data_path)
+            details += describe_progress(run, data_path) + describe_gain(run)
             failed = [row["image"] for row in run.rows if row["status"] != "ok"]
             retried = [row["image"] for row in run.rows if first_run_failed(row)]
             if retried or failed:

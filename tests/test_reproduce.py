@@ -688,3 +688,16 @@ def test_seconds_per_image_are_averaged_per_device():
     mixed = [row(cpu, 1, 719), row(cpu, 3, 737), row("NVIDIA H100", 0.2, 5.3)]
     # A common mean (488) would describe neither machine.
     assert reproduce.seconds_per_image(mixed) == "6 (1 on NVIDIA H100), 730 (2 on cpu (x86_64, 2 threads))"
+
+
+def test_a_cell_without_a_published_number_describes_its_gain_over_the_noisy_inputs(tmp_path):
+    rows = [{"image": f"kodim0{index}.png", "psnr": str(psnr), "noisy_psnr": str(noisy)}
+            for index, (psnr, noisy) in enumerate([(30.0, 20.0), (26.0, 20.0), (33.0, 22.0), (21.0, 14.0)], 1)]
+    ours_only = reproduce.CellRun(reproduce.CELLS_BY_NAME["kodak_bernoulli"], str(tmp_path), {}, rows)
+    (text, blank) = reproduce.describe_gain(ours_only)
+    # Gains 10, 6, 11 and 7 dB over noisy inputs averaging 19 dB.
+    assert text == ("Gain over the noisy inputs (19.00 dB on average): +8.50 dB on average, median +8.50, "
+                    "from +6.00 to +11.00 dB; least: kodim02.png +6.00, kodim04.png +7.00, kodim01.png +10.00 dB.")
+    assert blank == ""
+    published = reproduce.CellRun(reproduce.CELLS_BY_NAME["kodak_gauss25"], str(tmp_path), {}, rows)
+    assert reproduce.describe_gain(published) == []
