@@ -675,11 +675,14 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
         partial = [check for check in checks if check not in whole]
         closing = [check for check in partial if abs(gap + check["difference"]) <= REPRODUCED_DB]
         if partial:
+            nearest = min(partial, key=lambda check: abs(gap + check["difference"]))
             text += (" If every image moved as the other reruns did, "
                      + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB "
                                      f"(a guess from {plural(check['images'], 'image')}: running the whole cell "
                                      "so would settle it)" for check in closing) if closing else
-                        f"none of these alone would bring it within {REPRODUCED_DB} dB") + ".")
+                        f"none of these alone would bring it within {REPRODUCED_DB} dB; the nearest, "
+                        f"{nearest['description']}, would leave {gap + nearest['difference']:+.2f} dB (a guess from "
+                        f"{plural(nearest['images'], 'image')})") + ".")
     return [text, ""]
 
 
