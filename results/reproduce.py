@@ -645,6 +645,19 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+def describe_guess(cell: Cell, check: dict) -> str:
+    """'a guess from N images', with two standard errors of the mean change when the reruns
+    say how much images scatter (sampled without replacement from the cell's images, so
+    with the finite-population correction)."""
+    text = f"a guess from {plural(check['images'], 'image')}"
+    count = check["images"]
+    if count > 1:
+        variance = max(check["rms"] ** 2 - check["difference"] ** 2, 0.0) * count / (count - 1)
+        spread = 2 * np.sqrt(variance / count * (cell.images - count) / (cell.images - 1))
+        text += f", give or take {spread:.2f} dB"
+    return text
+
+
 def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> list[str]:
     """README lines: what each variant did to the images it reran, and, for a complete
     cell (ours: its mean), which variants would bring it within REPRODUCED_DB of the paper
@@ -678,11 +691,11 @@ def describe_gap_checks(cell: Cell, ours: float | None, checks: list[dict]) -> l
             nearest = min(partial, key=lambda check: abs(gap + check["difference"]))
             text += (" If every image moved as the other reruns did, "
                      + (" and ".join(f"{check['description']} would leave {gap + check['difference']:+.2f} dB "
-                                     f"(a guess from {plural(check['images'], 'image')}: running the whole cell "
-                                     "so would settle it)" for check in closing) if closing else
+                                     f"({describe_guess(cell, check)}: running the whole cell so would settle it)"
+                                     for check in closing) if closing else
                         f"none of these alone would bring it within {REPRODUCED_DB} dB; the nearest, "
-                        f"{nearest['description']}, would leave {gap + nearest['difference']:+.2f} dB (a guess from "
-                        f"{plural(nearest['images'], 'image')})") + ".")
+                        f"{nearest['description']}, would leave {gap + nearest['difference']:+.2f} dB "
+                        f"({describe_guess(cell, nearest)})") + ".")
     return [text, ""]
 
 

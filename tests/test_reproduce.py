@@ -371,9 +371,14 @@ def test_gap_benchmark_reruns_variants_against_the_cell_and_is_quoted(tmp_path, 
     assert "B would" not in text
     assert "none of these alone" in " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, fake[1:]))
     # Falling short of the tolerance still says which change comes closest, and by how much.
-    overshoot = [dict(fake[0], difference=-0.60, description="C"), fake[1]]
+    # Two images moved by -0.6 dB on average, rms 0.7: a sample variance of 2 * (0.49 - 0.36) = 0.26, so
+    # two standard errors for 2 of 24 images are 2 * sqrt(0.26 / 2 * 22 / 23) = 0.71 dB.
+    overshoot = [dict(fake[0], difference=-0.60, rms=0.70, description="C"), fake[1]]
     assert ("none of these alone would bring it within 0.15 dB; the nearest, C, would leave -0.20 dB (a guess "
-            "from 2 images).") in " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, overshoot))
+            "from 2 images, give or take 0.71 dB).") in " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40,
+                                                                                          overshoot))
+    single = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, [dict(fake[0], images=1)]))
+    assert "A would leave +0.10 dB (a guess from 1 image: running" in single  # one image says nothing of scatter
     # A variant rerun on every image of the cell is a measurement, not a guess.
     text = " ".join(reproduce.describe_gap_checks(cell, 29.31 + 0.40, [dict(fake[0], images=24)] + fake[1:]))
     assert "Rerun on all 24 images, A scores 29.41 dB, +0.10 dB from the paper's: within 0.15 dB." in text
