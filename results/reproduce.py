@@ -283,11 +283,12 @@ def describe_gain(run: CellRun) -> list[str]:
     what the method did to this cell's noisy inputs, and which images it helped least."""
     if run.cell.paper_psnr or not run.rows:
         return []
-    gains = sorted((float(row["psnr"]) - float(row["noisy_psnr"]), row["image"]) for row in run.rows)
-    least = ", ".join(f"{image} {gain:+.2f}" for gain, image in gains[:3])
+    ranked = sorted((float(row["psnr"]) - float(row["noisy_psnr"]), row["image"]) for row in run.rows)
+    gains = [gain for gain, _ in ranked]
+    least = ", ".join(f"{image} {gain:+.2f}" for gain, image in ranked[:3])
     return [f"Gain over the noisy inputs ({mean(run.rows, 'noisy_psnr'):.2f} dB on average): "
-            f"{np.mean([gain for gain, _ in gains]):+.2f} dB on average, median {np.median([g for g, _ in gains]):+.2f}, "
-            f"from {gains[0][0]:+.2f} to {gains[-1][0]:+.2f} dB; least: {least} dB.", ""]
+            f"{np.mean(gains):+.2f} dB on average, median {np.median(gains):+.2f}, "
+            f"from {gains[0]:+.2f} to {gains[-1]:+.2f} dB; least: {least} dB.", ""]
 
 
 CHECK_ROW = re.compile(r"^(\S+)\s+(fp32|bf16)\s+(\d+)\s+(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)$")
