@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,8 +25,6 @@ import torch.nn.functional as F
 
 from utils import UserError
 
-DISTANCES = ("L1", "L2")
-BANK_METHODS = ("shift", "unfold")
 # The unfold method materialises C*ps*ps*ws*ws floats per pixel (940 KB for RGB,
 # ps 7, ws 40); tiles are sized so that those tensors stay under this many bytes.
 UNFOLD_MEMORY_BUDGET = 1 << 30
@@ -37,29 +36,17 @@ SHIFT_MEMORY_BUDGET = {"cpu": 64 << 20, "cuda": 1 << 30}
 CACHE_VERSION = 1
 
 
-def window_range(window_size: int) -> tuple[int, int]:
+def window_range(ws: int) -> tuple[int, int]:
     """Lowest and highest offset along one axis: -20..19 for ws 40, -20..20 for 41."""
-    return -(window_size // 2), window_size - window_size // 2 - 1
+    return -(ws // 2), ws - ws // 2 - 1
 
 
-def check_matching_parameters(window_size: int, patch_size: int, num_neighbors: int, distance: str) -> None:
-    """Raise UserError for matching parameters that cannot give a bank."""
-    if window_size < 1:
-        raise UserError(f"--ws {window_size}: the window size must be >= 1")
-    if patch_size < 1 or patch_size % 2 == 0:
-        raise UserError(f"--ps {patch_size}: the patch size must be odd and >= 1 (a patch is centred on its pixel)")
-    if not 1 <= num_neighbors <= window_size * window_size:
-        raise UserError(f"--nn {num_neighbors}: must be between 1 and ws*ws = {window_size * window_size}")
-    if distance not in DISTANCES:
-        raise UserError(f"--loss {distance}: unknown; choose L1 or L2")
-
-
-def check_image_size(height: int, width: int, window_size: int, patch_size: int, name: str = "image") -> None:
+def check_image_size(height: int, width: int, ws: int, ps: int) -> None:
     """Reflect padding cannot pad by as much as the image side; refusing is clearer
     than silently switching to another padding that would change the bank."""
-    pad = window_size // 2 + patch_size // 2
+    pad = ws // 2 + ps // 2
     if pad >= min(height, width):
-        raise UserError(f"{name} of {height} x {width} pixels is too small for --ws {window_size} --ps {patch_size}: "
+        raise UserError(f"{height} x {width} pixels is too small for --ws {ws} --ps {ps}: "
                         f"both sides must exceed ws//2 + ps//2 = {pad}; lower --ws/--ps")
 
 
@@ -72,31 +59,30 @@ def _tile_shape(height: int, width: int, bytes_per_pixel: int, budget: int) -> t
 
 
 def _store_tile(offsets: torch.Tensor, distances: torch.Tensor, best: torch.Tensor, index: torch.Tensor,
-                window_size: int, y0: int, x0: int, tile_h: int, tile_w: int) -> None:
+                ws: int, y0: int, x0: int, tile_h: int, tile_w: int) -> None:
     """Write one tile's nearest candidates (best, index: nn x tile_h*tile_w, index a
     raster position in the window) into the image-wide outputs as offsets."""
-    low, _ = window_range(window_size)
+    low, _ = window_range(ws)
     entries = best.shape[0]
     distances[:, y0:y0 + tile_h, x0:x0 + tile_w] = best.reshape(entries, tile_h, tile_w)
-    for axis, position in enumerate((index // window_size, index % window_size)):
+    for axis, position in enumerate((index // ws, index % ws)):
         offsets[:, axis, y0:y0 + tile_h, x0:x0 + tile_w] = (position + low).reshape(entries, tile_h, tile_w)
 
 
-def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
-                  distance: str, memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _match_unfold(noisy: torch.Tensor, ws: int, ps: int, nn: int, distance: str,
+                  memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The release's algorithm: materialise every candidate patch with F.unfold.
     Unlike the release (fixed 64 x 64 blocks, so only (H//64)*64 x (W//64)*64 pixels),
     tiles are sized from a memory budget and the last ones are cut to fit the image."""
     channels, height, width = noisy.shape
-    ws, ps = window_size, patch_size
     pad = ws // 2 + ps // 2
     padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0]  # C x H+2pad x W+2pad
     features = channels * ps * ps
     # win, and the difference computed from it in place: 2 tensors of features*ws*ws floats a pixel
     tile_h, tile_w = _tile_shape(height, width, 2 * features * ws * ws * 4, memory_budget)
 
-    offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
-    distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
+    offsets = torch.empty((nn, 2, height, width), dtype=torch.int16, device=noisy.device)
+    distances = torch.empty((nn, height, width), dtype=torch.float32, device=noisy.device)
     for y0 in range(0, height, tile_h):
         for x0 in range(0, width, tile_w):
             th, tw = min(tile_h, height - y0), min(tile_w, width - x0)
@@ -112,7 +98,7 @@ def _match_unfold(noisy: torch.Tensor, window_size: int, patch_size: int, num_ne
             diff = diff.square_() if distance == "L2" else diff.abs_()
             dist = diff.sum(dim=0)  # ws*ws x th*tw
             del windows, diff
-            best, index = torch.topk(dist, k=num_neighbors, dim=0, largest=False, sorted=True)
+            best, index = torch.topk(dist, k=nn, dim=0, largest=False, sorted=True)
             _store_tile(offsets, distances, best, index, ws, y0, x0, th, tw)
     return offsets, distances
 
@@ -131,23 +117,22 @@ def _box_sum(planes: torch.Tensor, size: int) -> torch.Tensor:
     return boxes
 
 
-def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
-                 distance: str, memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _match_shift(noisy: torch.Tensor, ws: int, ps: int, nn: int, distance: str,
+                 memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-offset block matching: for every offset d, the difference of the image and
     its copy shifted by d, squared or absolute, summed over channels and box-filtered
     over the patch, is the patch distance of every pixel to its candidate p + d. No
     patch is materialised: about 50 times fewer operations than unfold. The offsets
     of one window row are done at once through a strided view of the padded image."""
     channels, height, width = noisy.shape
-    ws, ps = window_size, patch_size
     half = ps // 2
     pad = ws // 2 + half
     low, _ = window_range(ws)
     padded = F.pad(noisy[None], (pad, pad, pad, pad), mode="reflect")[0].contiguous()  # C x Hp x Wp
     stride_c, stride_h, _ = padded.stride()
     tile_h, tile_w = _tile_shape(height, width, ws * ws * 4 * 2, memory_budget)
-    offsets = torch.empty((num_neighbors, 2, height, width), dtype=torch.int16, device=noisy.device)
-    distances = torch.empty((num_neighbors, height, width), dtype=torch.float32, device=noisy.device)
+    offsets = torch.empty((nn, 2, height, width), dtype=torch.int16, device=noisy.device)
+    distances = torch.empty((nn, height, width), dtype=torch.float32, device=noisy.device)
 
     def match_tile(y0: int, x0: int) -> None:
         th, tw = min(tile_h, height - y0), min(tile_w, width - x0)
@@ -171,7 +156,7 @@ def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_nei
                 diff = diff.square_() if distance == "L2" else diff.abs_()
                 per_pixel = diff if per_pixel is None else per_pixel.add_(diff)
             candidates[:, ky * ws:(ky + 1) * ws] = _box_sum(per_pixel, ps).reshape(ws, th * tw).T
-        best, index = torch.topk(candidates, k=num_neighbors, dim=1, largest=False, sorted=True)
+        best, index = torch.topk(candidates, k=nn, dim=1, largest=False, sorted=True)
         _store_tile(offsets, distances, best.T, index.T, ws, y0, x0, th, tw)
 
     tiles = [(y0, x0) for y0 in range(0, height, tile_h) for x0 in range(0, width, tile_w)]
@@ -193,25 +178,17 @@ def _match_shift(noisy: torch.Tensor, window_size: int, patch_size: int, num_nei
     return offsets, distances
 
 
-def match_offsets(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
-                  distance: str = "L2", method: str = "shift",
-                  memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block matching. noisy: C x H x W float tensor on any device.
+def match_offsets(noisy: torch.Tensor, ws: int = 40, ps: int = 7, nn: int = 16, distance: str = "L2",
+                  method: str = "shift", memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matching. noisy: C x H x W float tensor on any device, whose sides exceed
+    ws//2 + ps//2 (check_image_size); parameters as config.check_values accepts them.
     Returns offsets (nn x 2 x H x W int16, dy then dx) and distances (nn x H x W),
     ascending along the first axis."""
-    if noisy.dim() != 3:
-        raise ValueError(f"expected a C x H x W tensor, got shape {tuple(noisy.shape)}")
-    _, height, width = noisy.shape
-    check_matching_parameters(window_size, patch_size, num_neighbors, distance)
-    check_image_size(height, width, window_size, patch_size)
-    if method not in BANK_METHODS:
-        raise UserError(f"--bank_method {method}: unknown; choose one of {', '.join(BANK_METHODS)}")
     noisy = noisy.float().contiguous()
     with torch.no_grad():
         if method == "unfold":
-            return _match_unfold(noisy, window_size, patch_size, num_neighbors, distance,
-                                 memory_budget or UNFOLD_MEMORY_BUDGET)
-        return _match_shift(noisy, window_size, patch_size, num_neighbors, distance,
+            return _match_unfold(noisy, ws, ps, nn, distance, memory_budget or UNFOLD_MEMORY_BUDGET)
+        return _match_shift(noisy, ws, ps, nn, distance,
                             memory_budget or SHIFT_MEMORY_BUDGET.get(noisy.device.type, 1 << 30))
 
 
@@ -232,10 +209,10 @@ def gather_bank(noisy: torch.Tensor, offsets: torch.Tensor, count: int | None = 
     return values.view(channels, entries, height, width).transpose(0, 1).contiguous()
 
 
-def build_pixel_bank(noisy: torch.Tensor, window_size: int = 40, patch_size: int = 7, num_neighbors: int = 16,
-                     distance: str = "L2", method: str = "shift") -> tuple[torch.Tensor, torch.Tensor]:
+def build_pixel_bank(noisy: torch.Tensor, ws: int = 40, ps: int = 7, nn: int = 16, distance: str = "L2",
+                     method: str = "shift") -> tuple[torch.Tensor, torch.Tensor]:
     """The pixel bank of a C x H x W image: (bank nn x C x H x W, distances nn x H x W)."""
-    offsets, distances = match_offsets(noisy, window_size, patch_size, num_neighbors, distance, method)
+    offsets, distances = match_offsets(noisy, ws, ps, nn, distance, method)
     return gather_bank(noisy.float(), offsets), distances
 
 
@@ -247,8 +224,6 @@ def sample_index_pair(entries: int, height: int, width: int, generator: torch.Ge
     """Two H x W index maps in [0, entries) that differ at every pixel: where the
     second draw equals the first it is moved to the next entry (mod entries), as
     released; that keeps one draw per map and so the release's random stream shape."""
-    if entries < 2:
-        raise UserError(f"--mm {entries}: training needs at least 2 bank entries")
     first = torch.randint(0, entries, (height, width), generator=generator, device=device)
     second = torch.randint(0, entries, (height, width), generator=generator, device=device)
     second = torch.where(second == first, (second + 1) % entries, second)
@@ -269,16 +244,15 @@ def sample_pseudo_instances(bank: torch.Tensor, generator: torch.Generator) -> t
 class OffsetBank:
     """The first mm entries of a pixel bank kept as offsets into the noisy image, for
     photos too large to hold as mm x C x H x W floats: an entry costs 2 bytes a pixel
-    (int8 dy, dx), not 4 C. sample() reads one pseudo-instance pair of a random
+    (int8 dy, dx; int16 for windows above 255), not 4 C. sample() reads one pseudo-instance pair of a random
     crop x crop window; with the crop the whole image, it draws no window and gives
     exactly what sample_pseudo_instances gives on gather_bank's bank."""
 
     def __init__(self, noisy: torch.Tensor, offsets: torch.Tensor, crop: int | None = None):
         channels, height, width = noisy.shape  # noisy: C x H x W; offsets: mm x 2 x H x W
         self.reach = int(offsets.abs().max()) if offsets.numel() else 0
-        if self.reach > 127:
-            raise ValueError(f"offsets up to {self.reach} do not fit int8")
-        self.offsets = offsets.to(torch.int8)
+        # int8 holds the offsets of any window up to ws 255 (-127..127)
+        self.offsets = offsets.to(torch.int8 if self.reach <= 127 else torch.int16)
         self.padded = F.pad(noisy[None], (self.reach,) * 4, mode="reflect")[0] if self.reach else noisy
         self.crop_h, self.crop_w = (height, width) if crop is None else (min(crop, height), min(crop, width))
         self.height, self.width, self.channels = height, width, channels
@@ -320,14 +294,12 @@ class OffsetBank:
 # ----------------------------------------------------------------------------
 # Cache
 # ----------------------------------------------------------------------------
-def bank_key(noisy: torch.Tensor, window_size: int, patch_size: int, num_neighbors: int,
-             distance: str, method: str) -> str:
+def bank_key(noisy: torch.Tensor, ws: int, ps: int, nn: int, distance: str, method: str) -> str:
     """Everything that determines a bank: the noisy pixels themselves and the
     matching parameters (the method too: near-ties may resolve differently)."""
     digest = hashlib.sha256()
     array = noisy.detach().float().cpu().contiguous().numpy()
-    digest.update(repr((array.shape, window_size, patch_size, num_neighbors, distance, method,
-                        CACHE_VERSION)).encode())
+    digest.update(repr((array.shape, ws, ps, nn, distance, method, CACHE_VERSION)).encode())
     digest.update(array.tobytes())
     return digest.hexdigest()[:20]
 
@@ -349,12 +321,17 @@ def load_cached_bank(path: str, key: str) -> tuple[torch.Tensor, torch.Tensor] |
 
 
 def save_cached_bank(path: str, key: str, offsets: torch.Tensor, distances: torch.Tensor) -> None:
-    """Atomic: a killed run leaves either no cache file or a complete one."""
+    """Atomic: a killed run leaves either no cache file or a complete one, and two runs
+    writing the same bank at once each write a temporary file of their own."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.partial")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, key=np.array(key), offsets=offsets.cpu().numpy(), distances=distances.cpu().numpy())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=".partial", delete=False)
+    try:
+        with handle:
+            np.savez(handle, key=np.array(key), offsets=offsets.cpu().numpy(), distances=distances.cpu().numpy())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise

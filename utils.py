@@ -1,4 +1,4 @@
-"""Image I/O, noise models, metrics, seeding, devices and result files.
+"""Image I/O, noise models, metrics, seeding, devices and atomic files.
 
 Everything here is shared by both entry scripts. Images travel through the
 project as float32 numpy arrays H x W x C in [0, 1] together with the bit depth
@@ -6,10 +6,10 @@ they were stored at (8 or 16), so that outputs can be written back at that depth
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import hashlib
-import io
 import os
+import platform
 import tempfile
 from dataclasses import dataclass
 
@@ -59,8 +59,8 @@ def load_image(path: str) -> Image:
         array = _read_pixels(path)
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    except Exception as error:  # the decoders raise many types for a corrupt file
-        raise UserError(f"cannot read image {path}: {error}") from None
+    except Exception:  # the decoders raise many types, with messages of many lines, for a corrupt file
+        raise UserError(f"{path} is not a readable image (corrupt, or not the format its name says)") from None
     if array.dtype == np.uint8:
         bit_depth = 8
     elif array.dtype == np.uint16:
@@ -92,15 +92,15 @@ def save_image(path: str, integers: np.ndarray) -> None:
     """Write atomically: a killed run never leaves a half-written image behind."""
     if integers.ndim == 3 and integers.shape[2] == 1:
         integers = integers[:, :, 0]
-    directory, name = os.path.split(path)
-    stem, ext = os.path.splitext(name)
-    tmp = os.path.join(directory, f".{stem}.partial{ext}")
-    if ext.lower() == ".png":  # libpng writes 16-bit colour too
-        with open(tmp, "wb") as handle:
-            handle.write(imagecodecs.png_encode(np.ascontiguousarray(integers)))
-    else:
-        skio.imsave(tmp, integers, check_contrast=False)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        if path.lower().endswith(".png"):  # libpng writes 16-bit colour too
+            with open(tmp, "wb") as handle:
+                handle.write(imagecodecs.png_encode(np.ascontiguousarray(integers)))
+        else:
+            skio.imsave(tmp, integers, check_contrast=False)
+
+    atomic_write(path, write)
 
 
 SIDE_BY_SIDE_GAP = 4  # white pixels between the panels
@@ -142,11 +142,10 @@ def save_loss_curve(stem_path: str, losses: np.ndarray, title: str) -> None:
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    directory, name = os.path.split(f"{stem_path}_loss.png")
-    tmp = os.path.join(directory, f".{name}.partial.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    os.replace(tmp, f"{stem_path}_loss.png")
+    try:
+        atomic_write(f"{stem_path}_loss.png", figure.savefig)
+    finally:
+        plt.close(figure)
 
 
 def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
@@ -182,18 +181,13 @@ def check_noise_level(noise_type: str, level: float) -> None:
         raise UserError(f"--nl {level}: {noise_type} takes a probability in [0, 1)")
 
 
-def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator,
-              clip_gauss: bool = True) -> np.ndarray:
+def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator) -> np.ndarray:
     """SPEC section 1. Noise is drawn for every element (each channel of each pixel);
-    the result stays float and is not rounded to 8 bits. clip_gauss=False leaves
-    Gaussian noise unclipped, unlike the release: only benchmarks/gap_benchmark.py uses
-    it, to test whether the paper's numbers came from unclipped noise."""
+    the result stays float and is not rounded to 8 bits."""
     check_noise_level(noise_type, level)
     shape = clean.shape
     if noise_type == "gauss":  # level = sigma on the 0..255 scale
-        noisy = clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0)
-        if clip_gauss:
-            noisy = np.clip(noisy, 0.0, 1.0)
+        noisy = np.clip(clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0), 0.0, 1.0)
     elif noise_type == "poiss":  # level = lambda; deliberately not clipped, as released
         noisy = rng.poisson(level * clean.astype(np.float64)) / level
     elif noise_type == "saltpepper":  # level = half the corruption rate
@@ -269,6 +263,16 @@ def flush_subnormals() -> bool:
     return torch.set_flush_denormal(True)
 
 
+def describe_device(device: torch.device) -> str:
+    """For result rows: the GPU's name, or the CPU with its threads and vector unit
+    (which sets its speed: bf16 is fast only with AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    vector_unit = "AMX" if probe and probe() else torch.backends.cpu.get_cpu_capability()
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {vector_unit})"
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so wall-clock timings measure the work itself."""
     if device.type == "cuda":
@@ -276,67 +280,30 @@ def synchronize(device: torch.device) -> None:
 
 
 # ----------------------------------------------------------------------------
-# Result files
+# Files written whole or not at all
 # ----------------------------------------------------------------------------
-def atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".partial")
+def atomic_write(path: str, write) -> None:
+    """write(temporary path), then rename it into place: a killed run never leaves a
+    half-written file, two runs writing one file each write a temporary of their own,
+    and a failed write (a full disk) leaves nothing behind."""
+    directory, name = os.path.split(path)
+    stem, extension = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{stem}.", suffix=f".partial{extension}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
 
 
-def read_result_rows(path: str, fieldnames: list[str]) -> list[dict]:
-    """The rows of a results CSV, with the fields given (a field an older version did
-    not write is empty); none from a file without an image column."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if "image" not in (reader.fieldnames or []):
-            return []
-        return [{name: row.get(name) or "" for name in fieldnames} for row in reader]
+def atomic_write_text(path: str, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
 
-
-def write_report(lines: list[str], path: str) -> None:
-    """A benchmark's table as a file, its folder made if need be."""
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        atomic_write_text(path, "\n".join(lines) + "\n")
-    except OSError as error:
-        raise UserError(f"--report {path}: cannot write it ({error.strerror})") from None
-
-
-def print_report(lines: list[str], path: str | None = None) -> None:
-    """A benchmark's table: printed, and written to path when given."""
-    print("\n".join(lines))
-    if path:
-        write_report(lines, path)
-
-
-class ResultsCSV:
-    """One row per image, rewritten atomically after every image, so a run that dies
-    keeps every finished row and the file is never half-written."""
-
-    def __init__(self, path: str, fieldnames: list[str]):
-        self.path = path
-        self.fieldnames = list(fieldnames)
-        self.rows: list[dict] = []
-        if os.path.exists(path):
-            self.rows = read_result_rows(path, self.fieldnames)
-
-    def finished(self) -> set[str]:
-        return {row["image"] for row in self.rows}
-
-    def add(self, row: dict) -> None:
-        self.rows = [r for r in self.rows if r["image"] != row["image"]] + [row]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.fieldnames, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.path, buffer.getvalue())
+    atomic_write(path, write)

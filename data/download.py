@@ -202,7 +202,7 @@ def make_manifest(folder: str, path: str = MANIFEST) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from runner import ArgumentParser
+    from cli import ArgumentParser
 
     parser = ArgumentParser("download.py", description=__doc__.split("\n\n")[0],
                             epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -234,6 +234,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    import runner
+    import cli
 
-    runner.cli(main)
+    cli.run(main)

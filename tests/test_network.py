@@ -1,17 +1,25 @@
 import pytest
 import torch
 
+import config
 import network
+from config import Settings
 from utils import UserError
+
+SYN = Settings(out_activation="sigmoid", loss="L1", no_progress=True)  # the synthetic script's network
+
+
+def settings(**changes):
+    return Settings(no_progress=True, **changes)
 
 
 @pytest.mark.parametrize("channels,expected", [(3, 149_699), (1, 148_417)])
 def test_parameter_count(channels, expected):
-    assert network.count_parameters(network.Pixel2PixelNet(channels)) == expected
+    assert network.count_parameters(network.Pixel2PixelNet(channels, SYN)) == expected
 
 
 def test_layers_and_init():
-    model = network.Pixel2PixelNet(3, generator=torch.Generator().manual_seed(0))
+    model = network.Pixel2PixelNet(3, SYN, generator=torch.Generator().manual_seed(0))
     convs = [*model.hidden, model.head]
     assert [c.kernel_size for c in convs] == [(3, 3)] * 5 + [(1, 1)]
     for conv in convs:
@@ -27,15 +35,15 @@ def test_output_activation(channels):
     x = torch.randn(1, channels, 12, 10) * 5
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        squashed = network.Pixel2PixelNet(channels, "sigmoid", generator=generator)(x)
-        raw = network.Pixel2PixelNet(channels, "none", generator=torch.Generator().manual_seed(0))(x)
+        squashed = network.Pixel2PixelNet(channels, SYN, generator=generator)(x)
+        raw = network.Pixel2PixelNet(channels, settings(), generator=torch.Generator().manual_seed(0))(x)
     assert squashed.shape == raw.shape == x.shape
     assert squashed.min() > 0 and squashed.max() < 1
     torch.testing.assert_close(squashed, torch.sigmoid(raw))
 
 
 def test_learning_rate_schedule():
-    optimizer, scheduler = network.make_optimizer(torch.nn.Linear(2, 1))  # tiny: the schedule is what counts
+    optimizer, scheduler = network.make_optimizer(torch.nn.Linear(2, 1), Settings())  # tiny: the schedule is what counts
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["weight_decay"] == 0.01
     rates = []
@@ -51,9 +59,9 @@ def test_learning_rate_schedule():
 
 def test_same_seed_same_training_and_other_seed_differs():
     bank = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    _, first = network.train_network(bank, "L1", iterations=5, seed=7, progress=False)
-    _, again = network.train_network(bank, "L1", iterations=5, seed=7, progress=False)
-    _, other = network.train_network(bank, "L1", iterations=5, seed=8, progress=False)
+    _, first = network.train_network(bank, settings(loss="L1", max_epoch=5, seed=7))
+    _, again = network.train_network(bank, settings(loss="L1", max_epoch=5, seed=7))
+    _, other = network.train_network(bank, settings(loss="L1", max_epoch=5, seed=8))
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
     assert first.shape == (5,) and torch.all(torch.isfinite(first))
@@ -62,7 +70,7 @@ def test_same_seed_same_training_and_other_seed_differs():
 def test_training_reduces_the_loss():
     base = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(1))
     bank = base + 0.05 * torch.randn(6, 1, 24, 24, generator=torch.Generator().manual_seed(2))
-    _, losses = network.train_network(bank, "L2", out_activation="none", iterations=60, seed=0, progress=False)
+    _, losses = network.train_network(bank, settings(max_epoch=60, seed=0))
     assert losses[-10:].mean() < 0.5 * losses[:5].mean()
 
 
@@ -77,9 +85,9 @@ def noisy_bank(channels, seed, size=(20, 24), entries=4):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_grouped_network_is_lone_networks_side_by_side(channels):
     seeds = [3, 4, 5]
-    grouped = network.Pixel2PixelNet(channels, generator=[torch.Generator().manual_seed(s) for s in seeds],
+    grouped = network.Pixel2PixelNet(channels, SYN, generator=[torch.Generator().manual_seed(s) for s in seeds],
                                      groups=3)
-    lone = [network.Pixel2PixelNet(channels, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    lone = [network.Pixel2PixelNet(channels, SYN, generator=torch.Generator().manual_seed(s)) for s in seeds]
     assert network.count_parameters(grouped) == 3 * network.count_parameters(lone[0])
     x = torch.rand(3, channels, 12, 10, generator=torch.Generator().manual_seed(0))
     together = grouped(x.reshape(1, 3 * channels, 12, 10)).view(3, channels, 12, 10)
@@ -93,10 +101,11 @@ def test_grouped_network_is_lone_networks_side_by_side(channels):
 @pytest.mark.parametrize("channels,loss", [(1, "L2"), (3, "L1")])
 def test_training_images_together_matches_training_them_alone(channels, loss):
     banks = [noisy_bank(channels, seed) for seed in (1, 2)]
-    models, together = network.train_networks(banks, loss, iterations=40, seeds=[7, 9], progress=False)
+    models, together = network.train_networks(banks, settings(loss=loss, out_activation="sigmoid", max_epoch=40), seeds=[7, 9])
     assert together.shape == (2, 40)
     for bank, seed, model, losses in zip(banks, (7, 9), models, together):
-        lone_model, alone = network.train_network(bank, loss, iterations=40, seed=seed, progress=False)
+        lone_model, alone = network.train_network(bank, settings(loss=loss, out_activation="sigmoid", max_epoch=40),
+                                                  seed)
         # The first step sees identical weights and pairs; later ones drift only by
         # floating-point summation order.
         assert alone[0] == pytest.approx(losses[0].item(), rel=1e-5)
@@ -112,9 +121,8 @@ def test_fp32_layout_changes_only_summation_order(channels, loss):
     bank = noisy_bank(channels, 3)
     assert network.uses_channels_last("fp32", torch.device("cpu"))
     assert not network.uses_channels_last("fp32", torch.device("cuda"))
-    runs = {layout: network.train_networks([bank], loss, iterations=40, seeds=[5], progress=False,
-                                             channels_last=layout)
-            for layout in (True, False)}
+    chosen = settings(loss=loss, out_activation="sigmoid", max_epoch=40)
+    runs = {layout: network.train_networks([bank], chosen, [5], channels_last=layout) for layout in (True, False)}
     (nhwc_model,), nhwc_losses = runs[True]
     (nchw_model,), nchw_losses = runs[False]
     assert nhwc_model.hidden[1].weight.is_contiguous(memory_format=torch.channels_last)
@@ -123,7 +131,7 @@ def test_fp32_layout_changes_only_summation_order(channels, loss):
     torch.testing.assert_close(nhwc_losses, nchw_losses, rtol=2e-2, atol=1e-3)
     # 40 iterations amplify summation order chaotically (0.010 on an AVX2 CPU for grey L2),
     # but far less than another seed moves the result (0.035 there).
-    (other_seed,), _ = network.train_networks([bank], loss, iterations=40, seeds=[6], progress=False)
+    (other_seed,), _ = network.train_networks([bank], chosen, [6])
 
     def gap(first, second):
         return (network.denoise(first, bank[0]) - network.denoise(second, bank[0])).abs().mean()
@@ -133,42 +141,41 @@ def test_fp32_layout_changes_only_summation_order(channels, loss):
 
 def test_train_networks_refuses_mismatched_banks():
     with pytest.raises(ValueError, match="share shape"):
-        network.train_networks([noisy_bank(1, 0), noisy_bank(1, 1, size=(20, 20))], seeds=[1, 2],
-                               iterations=1, progress=False)
+        network.train_networks([noisy_bank(1, 0), noisy_bank(1, 1, size=(20, 20))], settings(max_epoch=1), [1, 2])
     with pytest.raises(ValueError, match="one seed per bank"):
-        network.train_networks([noisy_bank(1, 0)], seeds=[1, 2], iterations=1, progress=False)
+        network.train_networks([noisy_bank(1, 0)], settings(max_epoch=1), [1, 2])
 
 
 def test_auto_precision_is_fp32_unless_proven_and_bf16_needs_hardware(monkeypatch):
     cpu = torch.device("cpu")
-    assert network.resolve_precision("fp32", cpu) == "fp32"
-    monkeypatch.setitem(network.BF16_PROVEN, "cpu", False)
-    assert network.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setitem(network.BF16_PROVEN, "cpu", True)
-    assert network.resolve_precision("auto", cpu) == ("bf16" if network.bf16_fast(cpu) else "fp32")
+    assert config.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(config, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(config, "cpu_has_amx", lambda: True)
+    monkeypatch.setitem(config.BF16_PROVEN, "cpu", False)
+    assert config.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setitem(config.BF16_PROVEN, "cpu", True)
+    assert config.resolve_precision("auto", cpu) == "bf16"
     # bf16 that is native but not faster (a CPU without AMX) is not chosen, only allowed.
-    monkeypatch.setattr(network, "bf16_supported", lambda device: True)
-    monkeypatch.setattr(network, "cpu_has_amx", lambda: False)
-    assert network.resolve_precision("auto", cpu) == "fp32"
-    assert network.resolve_precision("bf16", cpu) == "bf16"
-    monkeypatch.setattr(network, "cpu_has_amx", lambda: True)
-    assert network.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(network, "bf16_supported", lambda device: False)
-    assert network.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(config, "cpu_has_amx", lambda: False)
+    assert config.resolve_precision("auto", cpu) == "fp32"
+    assert config.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(config, "bf16_supported", lambda device: False)
+    monkeypatch.setattr(config, "cpu_has_amx", lambda: True)
+    assert config.resolve_precision("auto", cpu) == "fp32"
     with pytest.raises(UserError, match="no native bf16"):
-        network.resolve_precision("bf16", cpu)
+        config.resolve_precision("bf16", cpu)
     with pytest.raises(UserError, match="choose one of"):
-        network.resolve_precision("fp16", cpu)
+        config.build(precision="fp16")
 
 
-@pytest.mark.skipif(not network.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not config.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
 @pytest.mark.parametrize("channels,out_activation", [(1, "none"), (3, "sigmoid")])
 def test_bf16_training_learns_what_fp32_learns(channels, out_activation):
     bank = noisy_bank(channels, 3, size=(24, 24), entries=6)
     results = {}
     for precision in ("fp32", "bf16"):
-        model, losses = network.train_network(bank, "L2", out_activation, iterations=80, seed=1, progress=False,
-                                              precision=precision)
+        model, losses = network.train_network(bank, settings(out_activation=out_activation, max_epoch=80, seed=1,
+                                                             precision=precision))
         assert torch.all(torch.isfinite(losses))
         assert model.head.weight.dtype == torch.float32  # fp32 master weights
         results[precision] = (losses, network.denoise(model, bank.mean(0)))
@@ -182,7 +189,7 @@ def test_bf16_training_learns_what_fp32_learns(channels, out_activation):
 
 @pytest.mark.parametrize("channels,size,tile", [(1, (70, 53), 16), (3, (40, 41), 20), (3, (33, 90), 32)])
 def test_tiled_denoising_equals_whole_image_denoising(channels, size, tile):
-    model = network.Pixel2PixelNet(channels, generator=torch.Generator().manual_seed(1))
+    model = network.Pixel2PixelNet(channels, SYN, generator=torch.Generator().manual_seed(1))
     noisy = torch.rand(channels, *size, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(network.denoise(model, noisy, tile=tile), network.denoise(model, noisy),
                                rtol=0, atol=1e-6)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import Pixel2Pixel_real
-import runner
+import config
 import utils
-from helpers import ROOT
+from methods.pixel2pixel import training_crop
+from helpers import ROOT, read_rows
 from utils import UserError
 
 SMALL_PHOTO = ["--ws", "10", "--ps", "3", "--nn", "8", "--mm", "4", "--device", "cpu", "--no_progress"]
@@ -34,8 +35,9 @@ def test_one_photo_without_ground_truth(tmp_path, photo, capsys, kind):
     printed = capsys.readouterr().out
     assert summary["images"] == 1 and summary["skipped"] == []
     assert "PSNR" not in printed and "SSIM" not in printed  # nothing to compare with
-    assert re.search(r"mine\.png: 40 x 44, training on the whole image; estimated \d+ s block matching", printed)
-    assert sorted(os.listdir(out)) == ["mine_compare.png", "mine_denoised.png", "mine_loss.csv", "mine_loss.png"]
+    assert "Pixel bank shape: torch.Size([40, 44, 8, " in printed  # small: trained whole, all nn entries matched
+    assert sorted(os.listdir(out)) == ["mine_compare.png", "mine_denoised.png", "mine_loss.csv", "mine_loss.png",
+                                       "results.csv", "run.json"]
     denoised = utils.load_image(str(out / "mine_denoised.png"))
     assert denoised.bit_depth == (8 if kind == "rgb8" else 16)
     reference = utils.load_image(str(path))
@@ -58,7 +60,7 @@ def test_a_folder_of_photos_skips_the_unreadable(tmp_path, photo, capsys):
     summary = Pixel2Pixel_real.main(["--input", str(folder), "--out_image", str(tmp_path / "out"),
                                      "--max_epoch", "2", *SMALL_PHOTO])
     assert summary["images"] == 1 and len(summary["skipped"]) == 1 and "b.png" in summary["skipped"][0]
-    assert "warning: skipping cannot read image" in capsys.readouterr().err
+    assert "b.png is not a readable image" in capsys.readouterr().err
     assert os.path.exists(tmp_path / "out" / "a_denoised.png")
 
 
@@ -69,22 +71,22 @@ def test_missing_input_is_a_user_error(tmp_path):
 
 @pytest.mark.parametrize("text,expected", [("auto", None), ("0", 0), ("256", 256)])
 def test_train_crop_values(text, expected):
-    assert runner.parse_train_crop(text) == expected
+    assert config.parse_train_crop(text) == expected
 
 
 @pytest.mark.parametrize("text", ["-1", "8", "big"])
 def test_bad_train_crop(text):
     with pytest.raises(UserError, match="--train_crop"):
-        runner.parse_train_crop(text)
+        config.parse_train_crop(text)
 
 
 def test_crop_rule():
-    assert runner.training_crop(256, 256, None) is None  # the paper's images: whole-image training
-    assert runner.training_crop(500, 500, None) is None  # McMaster frames too
-    assert runner.training_crop(3000, 4000, None) == runner.TRAINING_CROP
-    assert runner.training_crop(3000, 4000, 0) is None
-    assert runner.training_crop(200, 300, 256) == 256
-    assert runner.training_crop(200, 250, 256) is None  # the crop holds the whole image
+    assert training_crop(256, 256, None) is None  # the paper's images: whole-image training
+    assert training_crop(500, 500, None) is None  # McMaster frames too
+    assert training_crop(3000, 4000, None) == config.TRAINING_CROP
+    assert training_crop(3000, 4000, 0) is None
+    assert training_crop(200, 300, 256) == 256
+    assert training_crop(200, 250, 256) is None  # the crop holds the whole image
 
 
 MEMORY_PROBE = """
@@ -115,7 +117,8 @@ def test_a_large_photo_in_bounded_memory(tmp_path):
     script = MEMORY_PROBE.format(root=ROOT, path=str(path), out=str(out))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "training on 256 x 256 crops" in result.stdout
+    assert "Pixel bank shape: torch.Size([600, 800, 20, 3])" in result.stdout  # only the mm entries training reads
+    assert read_rows(str(out / "results.csv"))[0]["train_crop"] == "256"
     growth_mib = int(re.search(r"peak growth KiB (\d+)", result.stdout).group(1)) / 1024
     print(f"peak memory growth for {height} x {width}: {growth_mib:.0f} MiB")
     assert growth_mib < 450

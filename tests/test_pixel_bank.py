@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import config
 import pixel_bank
 import utils
 from utils import UserError
@@ -54,7 +55,7 @@ def assert_same_bank(bank, distances, image, ws, ps, nn, distance, rtol=1e-4, at
     np.testing.assert_allclose(bank.numpy()[mask], want_v[mask], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", pixel_bank.BANK_METHODS)
+@pytest.mark.parametrize("method", config.BANK_METHODS)
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("distance", ["L1", "L2"])
 @pytest.mark.parametrize("ws,ps,size", [(6, 3, (13, 17)), (7, 3, (12, 9)), (5, 5, (11, 14))])
@@ -89,9 +90,9 @@ def test_entry_zero_is_the_image_itself():
 
 
 def test_too_small_image_is_a_clear_error():
-    image = torch.zeros(3, 10, 30)
     with pytest.raises(UserError, match="too small"):
-        pixel_bank.build_pixel_bank(image, 16, 5, 4)
+        pixel_bank.check_image_size(10, 30, 16, 5)
+    pixel_bank.check_image_size(11, 30, 16, 5)  # ws//2 + ps//2 = 10: sides of 11 can be reflect-padded
 
 
 @pytest.mark.parametrize("entries", [2, 3, 8])

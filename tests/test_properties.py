@@ -1,12 +1,14 @@
-"""Random shapes, dtypes and flag values through loading, noise and bank building:
+"""Random shapes, dtypes and flag values through loading, noise, settings and bank building:
 the only failures allowed are the documented one-line UserErrors."""
 import numpy as np
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import config
 import pixel_bank
 import utils
+from methods.pixel2pixel import check_image
 from utils import UserError
 
 
@@ -18,7 +20,7 @@ from utils import UserError
        level=st.one_of(st.sampled_from([0.05, 0.2, 0.45]), st.floats(-1, 60), st.just(float("nan"))),
        ws=st.one_of(st.integers(1, 12), st.just(0)), ps=st.sampled_from([1, 3, 3, 5, 7, 0, 4]),
        nn=st.one_of(st.integers(1, 20), st.just(0)), distance=st.sampled_from(["L1", "L2", "L1", "L2", "L3"]),
-       method=st.sampled_from([*pixel_bank.BANK_METHODS, *pixel_bank.BANK_METHODS, "fft"]),
+       method=st.sampled_from([*config.BANK_METHODS, *config.BANK_METHODS, "fft"]),
        seed=st.integers(0, 2 ** 32))
 def test_pipeline_fails_only_with_user_errors(tmp_path_factory, height, width, channels, bits, noise_type, level,
                                               ws, ps, nn, distance, method, seed):
@@ -33,6 +35,9 @@ def test_pipeline_fails_only_with_user_errors(tmp_path_factory, height, width, c
     try:
         noisy = utils.add_noise(image.pixels, noise_type, level, rng)
         assert noisy.shape == image.pixels.shape and np.isfinite(noisy).all()
+        settings = config.build(ws=ws, ps=ps, nn=nn, mm=min(nn, 2), bank_distance=distance, bank_method=method,
+                                device="cpu")
+        check_image(height, width, expected_channels, settings)
         tensor = utils.to_tensor(noisy, "cpu")
         bank, distances = pixel_bank.build_pixel_bank(tensor, ws, ps, nn, distance, method)
     except UserError as error:

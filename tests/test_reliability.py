@@ -15,8 +15,12 @@ import network
 import pixel_bank
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
-import runner
+import cli
+import config
+import pipeline
 import utils
+from config import Settings
+from methods import pixel2pixel
 from helpers import ROOT, SMALL, read_rows
 from utils import UserError
 
@@ -80,8 +84,8 @@ def test_corrupt_and_non_image_files(tmp_path, clean_dataset):
     (folder / "readme.txt").write_text("ignored: not an image name")
     result = run_script("Pixel2Pixel_syn.py", syn_args(tmp_path, clean_dataset))
     assert result.returncode == 1
-    assert "warning: skipping cannot read image" in result.stderr and "broken.png" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: skipped 1 image(s): cannot read image")
+    assert re.search(r"^warning: skipping \S*broken.png is not a readable image \(corrupt", result.stderr, re.M)
+    assert re.match(r"error: skipped 1 image\(s\): \S*broken.png is not a readable", result.stderr.splitlines()[-1])
     rows = read_rows(next((tmp_path / "out" / "tiny").iterdir()) / "results.csv")
     assert [row["image"] for row in rows] == ["gray.png", "rgb.png"]  # the others ran
     average = re.search(r"Average PSNR: (\d+\.\d\d) dB", result.stdout).group(1)
@@ -92,7 +96,7 @@ def test_image_too_small_for_the_window_is_skipped(tmp_path, clean_dataset):
     utils.save_image(str(clean_dataset / "tiny" / "small.png"), np.zeros((5, 50, 3), np.uint8))
     summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset))
     assert summary["images"] == 2
-    assert len(summary["skipped"]) == 1 and "small.png of 5 x 50 pixels is too small" in summary["skipped"][0]
+    assert len(summary["skipped"]) == 1 and summary["skipped"][0].startswith("small.png: 5 x 50 pixels is too small for --ws 10")
 
 
 def test_gt_and_noisy_with_other_names(tmp_path, real_dataset):
@@ -112,11 +116,27 @@ def test_gt_and_noisy_of_other_sizes_are_skipped(tmp_path, real_dataset):
     assert summary["skipped"] == ["b.png: GT is (30, 30) x 3 but Noisy is (30, 31) x 3"]
 
 
+def test_the_memory_an_image_needs_counts_block_matching_and_training():
+    real = Settings()  # the real script's nn 100, mm 20
+    # 20000 x 20000 trains on crops, but matching its mm = 20 entries alone takes 64 GB.
+    assert pixel2pixel.check_image(20000, 20000, 3, real) > 20000 * 20000 * 20 * 8
+    # A small image trains whole: about 2.5 KB a pixel, more with more images at once.
+    small = pixel2pixel.check_image(256, 256, 3, real)
+    assert 256 * 256 * 2500 < small < pixel2pixel.check_image(256, 256, 3, Settings(batch_images=4))
+    # Matching every nn entry of a whole-trained image counts when it outweighs training.
+    assert pixel2pixel.check_image(500, 500, 3, Settings(ws=100, nn=5000)) > 500 * 500 * 5000 * 8
+
+
 def test_image_too_large_for_memory_is_refused_up_front(tmp_path, clean_dataset, monkeypatch):
-    monkeypatch.setattr(runner, "available_memory_bytes", lambda device: 1_000_000)
+    settings = config.build("syn", "gauss", 25, ws=10, ps=3, nn=8, device="cpu")
+    needed = {"gray.png": pixel2pixel.check_image(36, 40, 1, settings),
+              "rgb.png": pixel2pixel.check_image(40, 44, 3, settings)}
+    assert needed["gray.png"] < needed["rgb.png"]
+    free = (needed["gray.png"] + needed["rgb.png"]) // 2
+    monkeypatch.setattr(pipeline, "available_memory_bytes", lambda device: free)
     summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset))
-    assert summary["images"] == 0
-    assert all("GiB to train" in reason for reason in summary["skipped"])
+    assert summary["images"] == 1
+    assert len(summary["skipped"]) == 1 and summary["skipped"][0].startswith("rgb.png: 40 x 44 needs about")
 
 
 # ---------------------------------------------------------------------------- 16-bit, gray
@@ -138,7 +158,7 @@ def test_sixteen_bit_gray_and_colour_through_the_pipeline(tmp_path):
 def test_truncated_or_foreign_bank_cache_is_rebuilt(tmp_path, clean_dataset):
     argv = syn_args(tmp_path, clean_dataset, "--images", "rgb.png")
     first = read_rows(Pixel2Pixel_syn.main(argv)["csv"])[0]
-    (cache_file,) = (tmp_path / "cache" / "tiny").iterdir()
+    (cache_file,) = (tmp_path / "cache").iterdir()
     content = cache_file.read_bytes()
     cache_file.write_bytes(content[:len(content) // 2])  # a run killed while writing, without atomic rename
     again = read_rows(Pixel2Pixel_syn.main(argv + ["--out_image", str(tmp_path / "o2")])["csv"])[0]
@@ -166,19 +186,20 @@ def test_training_failure_detection():
 
 def test_failed_training_is_retried_with_another_seed(tmp_path, clean_dataset, monkeypatch, capsys):
     seeds = []
-    real_train = network.train_network
 
-    def first_attempt_diverges(bank, loss, out_activation, iterations, seed, **kwargs):
-        seeds.append(seed)
-        model, losses = real_train(bank, loss, out_activation, iterations, seed, **kwargs)
+    real_train = network.train_networks
+
+    def first_attempt_diverges(banks, settings, seeds_given, *args, **kwargs):
+        seeds.extend(seeds_given)
+        models, losses = real_train(banks, settings, seeds_given, *args, **kwargs)
         if len(seeds) == 1:
-            losses[1] = float("nan")
-        return model, losses
+            losses[0, 1] = float("nan")
+        return models, losses
 
-    monkeypatch.setattr(network, "train_network", first_attempt_diverges)
+    monkeypatch.setattr(network, "train_networks", first_attempt_diverges)
     summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "rgb.png"))
     (row,) = read_rows(summary["csv"])
-    assert seeds == [123, 123 + runner.RETRY_SEED_STEP]
+    assert seeds == [123, 123 + config.RETRY_SEED_STEP]
     assert row["attempts"] == "2" and row["status"] == "ok"
     assert "training with seed 123 gave a non-finite loss; retrying with seed 1123" in capsys.readouterr().err
 
@@ -192,7 +213,8 @@ def test_a_real_collapse_is_detected():
     bank, _ = pixel_bank.build_pixel_bank(image, 10, 3, 4, "L1")
     verdicts = {}
     for seed in (123, 1123):
-        model, losses = network.train_network(bank, "L1", iterations=150, seed=seed, progress=False)
+        model, losses = network.train_network(bank, Settings(loss="L1", out_activation="sigmoid", max_epoch=150,
+                                                             no_progress=True), seed)
         verdicts[seed] = network.training_failure(losses, network.denoise(model, image), image)
     assert verdicts == {123: None, 1123: "collapsed output"}
 
@@ -241,24 +263,32 @@ def test_killed_run_resumes_to_the_same_csv(tmp_path, clean_dataset):
     assert not [p for p in run_dir.iterdir() if ".partial" in p.name]
 
 
-def test_sigterm_exits_130_and_keeps_finished_rows(tmp_path, clean_dataset):
-    argv = syn_args(tmp_path, clean_dataset, "--max_epoch", "3000")
+def test_sigterm_exits_130_and_keeps_finished_rows(tmp_path):
+    folder = tmp_path / "data" / "two"
+    folder.mkdir(parents=True)
+    utils.save_image(str(folder / "a_small.png"), skdata.astronaut()[100:116, 200:216].copy())  # done in seconds
+    utils.save_image(str(folder / "b_large.png"), skdata.astronaut()[100:228, 200:328].copy())  # takes minutes
+    argv = syn_args(tmp_path, tmp_path / "data", "--max_epoch", "300", dataset="two")
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
-        if line.startswith("Processed "):  # training of the first image has begun
+        if line.startswith("Processed b_large.png"):  # a_small's row is written; b_large is training
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert err.strip().splitlines()[-1].startswith("interrupted: finished images are kept")
+    run_dir = next((tmp_path / "out" / "two").iterdir())
+    assert [row["image"] for row in read_rows(run_dir / "results.csv")] == ["a_small.png"]
+    assert (run_dir / "a_small.png").exists() and not (run_dir / "b_large.png").exists()
+    assert not [path for path in run_dir.iterdir() if ".partial" in path.name]
 
 
 def test_time_limit_stops_between_images_with_status_75_and_the_same_command_resumes(tmp_path, clean_dataset):
     argv = syn_args(tmp_path, clean_dataset, "--time_limit", "0.001")
     stopped = run_script("Pixel2Pixel_syn.py", argv)
-    assert stopped.returncode == runner.EXIT_STOPPED == 75, stopped.stderr
+    assert stopped.returncode == cli.EXIT_STOPPED == 75, stopped.stderr
     # The first image always starts; by then the limit is spent, so the second does not.
     assert stopped.stdout.count("Image: ") == 1
     assert "Stopping: --time_limit 0.001 s with 1 image(s) left (" in stopped.stdout
@@ -272,12 +302,12 @@ def test_time_limit_stops_between_images_with_status_75_and_the_same_command_res
 
 def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took():
     clock = [100.0]
-    budget = runner.TimeBudget(10.0, clock=lambda: clock[0])
+    budget = pipeline.TimeBudget(10.0, clock=lambda: clock[0])
     assert budget.allows(4)  # nothing finished: only whether time is left
     clock[0] += 4.0
     budget.finished(2)  # 2 s an image
     assert budget.allows(3) and not budget.allows(4)  # 4 + 6 <= 10 < 4 + 8
-    assert runner.TimeBudget(None).allows(10 ** 6)
+    assert pipeline.TimeBudget(None).allows(10 ** 6)
     clock[0] += 7.0
     assert not budget.allows(1)
     assert budget.stop_message(5) == ("Stopping: --time_limit 10 s with 5 image(s) left (11 s used; an image took "
@@ -291,11 +321,16 @@ def test_time_limit_must_be_positive(tmp_path, clean_dataset, value):
     assert not (tmp_path / "out").exists()
 
 
-def test_time_limit_is_refused_for_photos(tmp_path, clean_dataset):
-    with pytest.raises(UserError, match="--time_limit: photos .* are not resumed"):
-        Pixel2Pixel_real.main(["--input", str(clean_dataset / "tiny" / "rgb.png"), "--out_image",
-                               str(tmp_path / "photos"), "--time_limit", "60", "--mm", "4", *SMALL])
-    assert not (tmp_path / "photos").exists()
+def test_photos_stop_at_the_time_limit_and_resume(tmp_path, clean_dataset):
+    photos = ["--input", str(clean_dataset / "tiny"), "--out_image", str(tmp_path / "photos"), "--mm", "4", *SMALL,
+              "--max_epoch", "3"]
+    stopped = Pixel2Pixel_real.main(photos + ["--time_limit", "0.001"])
+    assert stopped["stopped"] == 1 and stopped["new_images"] == 1
+    resumed = Pixel2Pixel_real.main(photos)
+    assert resumed["new_images"] == 1 and resumed["images"] == 2
+    assert sorted(os.listdir(tmp_path / "photos")) == sorted(
+        [f"{stem}{suffix}" for stem in ("gray", "rgb") for suffix in
+         ("_compare.png", "_denoised.png", "_loss.csv", "_loss.png")] + ["results.csv", "run.json"])
 
 
 def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_dataset):
@@ -305,14 +340,14 @@ def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_datas
 
 
 SUBNORMALS_SURVIVING = """
-import sys, torch, runner
+import sys, torch, cli
 def count():
     # 2**20 copies of the smallest fp32 subnormal, times one: zero only where every
     # thread that computes a piece of it flushes subnormals.
     tiny = torch.ones(1 << 20, dtype=torch.int32).view(torch.float32)
     print(int((tiny * 1.0).count_nonzero()))
     return {"skipped": []}
-runner.cli(count) if sys.argv[1] == "cli" else count()
+cli.run(count) if sys.argv[1] == "cli" else count()
 """
 
 

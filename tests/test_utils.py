@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import utils
 from utils import UserError
@@ -141,20 +142,12 @@ def test_load_image_corrupt_file_is_a_user_error(tmp_path):
         utils.load_image(str(path))
 
 
-def test_results_csv_keeps_rows_and_replaces_reruns(tmp_path):
-    path = str(tmp_path / "r.csv")
-    csv = utils.ResultsCSV(path, ["image", "psnr"])
-    csv.add({"image": "a", "psnr": "1"})
-    csv.add({"image": "b", "psnr": "2"})
-    csv.add({"image": "a", "psnr": "3"})
-    reopened = utils.ResultsCSV(path, ["image", "psnr"])
-    assert reopened.rows == [{"image": "b", "psnr": "2"}, {"image": "a", "psnr": "3"}]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
-
-
-def test_resolve_device():
+def test_resolve_device(monkeypatch):
     assert utils.resolve_device("cpu").type == "cpu"
-    assert utils.resolve_device("auto").type in ("cpu", "cuda")
+    for present in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: present)
+        assert utils.resolve_device("auto").type == ("cuda" if present else "cpu")
+        assert utils.resolve_device(None).type == ("cuda" if present else "cpu")
     with pytest.raises(UserError):
         utils.resolve_device("tpu")
     with pytest.raises(UserError):

@@ -1,0 +1,165 @@
+"""Time and peak memory of the work, each measurement in a fresh process.
+
+    python benchmarks/speed.py bank --sizes 256 1024 2048       # block matching, shift and unfold
+    python benchmarks/speed.py train --precisions fp32 bf16      # seconds per training iteration
+    python benchmarks/speed.py photo --size 4000 3000            # a photo with --input, stage by stage
+    python benchmarks/speed.py methods --image ../shared/data/kodak/kodim01.png   # every method, one image
+    python benchmarks/speed.py busy                              # training alone and beside a busy core
+
+Images are 256 x 256 RGB crops of a photograph scikit-image ships (mirrored to larger
+sizes) with Gaussian noise of sigma 25, unless --image names one. --report writes the
+printed table to a file as well.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cli  # noqa: E402
+import config  # noqa: E402
+import network  # noqa: E402
+import pixel_bank  # noqa: E402
+import utils  # noqa: E402
+from methods import METHODS  # noqa: E402
+from methods.pixel2pixel import bank_of  # noqa: E402
+
+
+def noisy_image(height: int, width: int, image: str | None = None) -> torch.Tensor:
+    """C x H x W: the image (or a photograph's crop) mirrored to size, with Gaussian noise of sigma 25."""
+    from skimage import data as skdata
+
+    clean = utils.load_image(image).pixels if image else skdata.astronaut()[100:356, 100:356].astype(np.float32) / 255
+    reps = (-(-height // clean.shape[0]), -(-width // clean.shape[1]), 1)
+    tiled = np.tile(np.concatenate([clean, clean[::-1]], 0), reps)[:height, :width]  # mirrored, no seams across rows
+    noisy = utils.add_noise(np.ascontiguousarray(tiled), "gauss", 25, np.random.default_rng(0))
+    return utils.to_tensor(noisy, torch.device("cpu"))
+
+
+def measured(task, *arguments) -> dict:
+    """task(*arguments) -> {name: seconds}, run in a fresh process; adds its peak memory growth."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_peak, (task, arguments))
+
+
+def _peak(task, arguments) -> dict:
+    utils.flush_subnormals()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = task(*arguments)
+    return {**result, "peak MiB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}
+
+
+def bank_task(size: int, method: str) -> dict:
+    noisy = noisy_image(size, size)
+    start = time.perf_counter()
+    pixel_bank.match_offsets(noisy, 40, 7, 16, "L1", method)
+    return {"seconds": time.perf_counter() - start}
+
+
+def train_task(precision: str, images: int, iterations: int, settings: dict) -> dict:
+    chosen = config.Settings(precision=precision, max_epoch=iterations, no_progress=True, **settings)
+    banks = [noisy_image(256, 256)[None].repeat(4, 1, 1, 1) + 0.01 * index for index in range(images)]
+    network.train_networks(banks, chosen, list(range(images)))  # warm-up: first calls pick their kernels
+    start = time.perf_counter()
+    network.train_networks(banks, chosen, list(range(images)))
+    return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
+
+
+def photo_task(height: int, width: int, iterations: int, precision: str) -> dict:
+    settings = config.build("real", max_epoch=iterations, precision=precision, no_progress=True)
+    noisy = noisy_image(height, width)
+    start = time.perf_counter()
+    bank, _, _ = bank_of(noisy, settings, "photo.png")
+    matched = time.perf_counter()
+    model, _ = network.train_network(bank, settings)
+    trained = time.perf_counter()
+    network.denoise(model, noisy, config.INFERENCE_TILE)
+    return {"bank s": matched - start, "train s (3000 it.)": (trained - matched) / iterations * 3000,
+            "inference s": time.perf_counter() - trained}
+
+
+def method_task(method: str, image: str | None, iterations: int) -> dict:
+    noisy = noisy_image(256, 256, image)
+    settings = config.build("syn", "gauss", 25, method=method, max_epoch=iterations, no_progress=True)
+    start = time.perf_counter()
+    METHODS[method].denoise(noisy, settings, "image")
+    return {"seconds": time.perf_counter() - start}
+
+
+def spin(seconds: float) -> None:
+    """One CPU-bound process: what another user's job does to a shared machine."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def busy_task(iterations: int) -> dict:
+    return train_task("fp32", 1, iterations, {})
+
+
+def main(argv=None) -> dict:
+    parser = cli.ArgumentParser("speed.py", description=__doc__.split("\n\n")[0],
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["bank", "train", "photo", "methods", "busy"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="bank: image sides")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    parser.add_argument("--batch_images", type=int, nargs="+", default=[1], help="train: images trained together")
+    parser.add_argument("--size", type=int, nargs=2, default=[4000, 3000], metavar=("W", "H"), help="photo: size")
+    parser.add_argument("--iterations", type=int, default=20, help="training iterations timed (methods: run)")
+    parser.add_argument("--image", help="methods: the clean image (default: a 256 x 256 photograph crop)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--report", help="also write the table to this file")
+    args = parser.parse_args(argv)
+    rows = []
+    if args.what == "bank":
+        for size in args.sizes:
+            for method in ("shift", "unfold") if size <= 256 else ("shift",):
+                rows.append((f"{method}, {size} x {size}", measured(bank_task, size, method)))
+    elif args.what == "train":
+        for precision in args.precisions:
+            for images in args.batch_images:
+                rows.append((f"{precision}, {images} image(s)", measured(train_task, precision, images,
+                                                                         args.iterations, {})))
+    elif args.what == "photo":
+        for precision in args.precisions:
+            rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",
+                         measured(photo_task, args.size[1], args.size[0], args.iterations, precision)))
+    elif args.what == "methods":
+        for method in args.methods:
+            rows.append((method, measured(method_task, method, args.image, args.iterations)))
+    else:
+        rows.append(("alone", measured(busy_task, args.iterations)))
+        competitor = multiprocessing.get_context("spawn").Process(target=spin, args=(3600,))
+        competitor.start()
+        try:
+            rows.append(("beside one CPU-bound process", measured(busy_task, args.iterations)))
+        finally:
+            competitor.terminate()
+    threads = torch.get_num_threads()
+    lines = [f"{args.what}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+             f"{torch.__version__}, {threads} threads, {utils.describe_device(torch.device('cpu'))}"]
+    first = rows[0][1]
+    for label, values in rows:
+        ratio = next(iter(values.values())) / next(iter(first.values()))
+        measures = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+        lines.append(f"{label:<32} {measures}  ({ratio:.2f}x the first)")
+    print("\n".join(lines))
+    if args.report:
+        utils.atomic_write_text(args.report, "\n".join(lines) + "\n")
+    return {"skipped": [], "rows": rows}
+
+
+if __name__ == "__main__":
+    cli.run(main)

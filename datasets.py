@@ -1,0 +1,182 @@
+"""Where a run's images come from: a folder of clean images (noise added, seeded per
+image), GT/ + Noisy/ pairs of real noise, or your own photos (no clean reference);
+the bundled sample; shards of a listing."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import utils
+from utils import Image, UserError
+
+SAMPLE_DATASET = "sample"
+SAMPLE_CROP = 128  # sample images are 128 x 128 crops: the README's first command takes minutes
+
+
+class SkippedImage(UserError):
+    """A problem with one file: it is skipped, the run goes on."""
+
+
+@dataclass
+class Source:
+    folder: str  # for messages
+    names: list[str]  # file names, in order
+    read: Callable[[str], tuple[Image, Image | None]]  # name -> (noisy, clean; None for a photo)
+    noise: list[str] = field(default_factory=list)  # the run folder's first words, e.g. ["gauss", "25"]
+    photos: bool = False  # a photo's outputs: <stem>_denoised.png, rounded, in --out_image itself
+
+
+def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = None) -> list[str]:
+    """Sorted image file names in folder (only those named in `only`, when given); a
+    UserError when it is missing or holds none, or when two share a stem (their outputs
+    would overwrite each other)."""
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag}: folder {folder} does not exist; check --data_path and --dataset, or fetch the "
+                        f"benchmark sets with: python data/download.py kodak mcmaster polyu "
+                        f"(--dataset {SAMPLE_DATASET} runs offline)")
+    names = []
+    for name in sorted(os.listdir(folder)):
+        if not utils.is_image_file(name):
+            continue
+        if os.path.isfile(os.path.join(folder, name)):
+            names.append(name)
+        else:
+            print(f"warning: skipping {os.path.join(folder, name)}: not a file (a broken link?)", file=sys.stderr)
+    if not names:
+        raise UserError(f"{flag}: folder {folder} holds no images ({', '.join(utils.IMAGE_EXTENSIONS)})")
+    if only:
+        absent = sorted(set(only) - set(names))
+        if absent:
+            raise UserError(f"--images: {folder} has no image named {absent[0]}")
+        names = [name for name in names if name in set(only)]
+    stems = {}
+    for name in names:
+        twin = stems.setdefault(os.path.splitext(name)[0], name)
+        if twin != name:
+            raise UserError(f"{flag}: {twin} and {name} in {folder} share a name stem, so their outputs would "
+                            f"overwrite each other; rename one")
+    return names
+
+
+def make_sample_dataset(folder: str) -> None:
+    """A dataset that needs no download: 128 x 128 crops of two colour photographs that
+    scikit-image installs with itself. Clean images at the top (synthetic script) and
+    GT/ + Noisy/ pairs (real script), whose noise is a fixed-seed Poisson-Gaussian
+    stand-in for camera noise, stored as 8-bit PNG. Built beside the target and renamed
+    into place, so an interrupted first run leaves no half-made dataset."""
+    from skimage import data as skdata
+
+    crops = {"astronaut": skdata.astronaut()[40:40 + SAMPLE_CROP, 180:180 + SAMPLE_CROP],
+             "coffee": skdata.coffee()[150:150 + SAMPLE_CROP, 200:200 + SAMPLE_CROP]}
+    rng = np.random.default_rng(20250101)
+    building = f"{folder.rstrip(os.sep)}.partial{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    for sub in ("", "GT", "Noisy"):
+        os.makedirs(os.path.join(building, sub), exist_ok=True)
+    for name, crop in crops.items():
+        clean = crop.astype(np.float32) / 255.0
+        noisy = rng.poisson(clean * 60.0) / 60.0 + rng.normal(0.0, 0.02, clean.shape)
+        for sub, pixels in (("", clean), ("GT", clean), ("Noisy", noisy)):
+            utils.save_image(os.path.join(building, sub, f"{name}.png"),
+                             np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    try:
+        os.rename(building, folder)
+    except OSError:  # another run made it first
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def dataset_folder(args: argparse.Namespace) -> str:
+    folder = os.path.join(args.data_path, args.dataset)
+    if args.dataset == SAMPLE_DATASET and not os.path.isdir(folder):
+        try:
+            make_sample_dataset(folder)
+        except OSError as error:
+            raise UserError(f"--data_path {args.data_path}: cannot create the sample dataset there "
+                            f"({error.strerror})") from None
+    return folder
+
+
+def synthetic(args: argparse.Namespace, seed: int, noise=utils.add_noise) -> Source:
+    """Clean images with noise --nt at level --nl. Each image's noise is seeded by the
+    run's seed and its own name only, so every method and every subset sees the same
+    noisy image. noise(clean, nt, nl, rng): the noise model, a hook for studies of others."""
+    folder = dataset_folder(args)
+
+    def read(name: str) -> tuple[Image, Image]:
+        clean = utils.load_image(os.path.join(folder, name))
+        rng = np.random.default_rng(utils.image_seed(seed, name))
+        return Image(noise(clean.pixels, args.nt, args.nl, rng), clean.bit_depth), clean
+
+    return Source(folder, list_images(folder, only=args.images), read, noise_words(args.nt, args.nl))
+
+
+def noise_words(nt: str, nl: float) -> list[str]:
+    """How a run folder's name starts: gauss_25_..."""
+    return [nt, f"{nl:g}"]
+
+
+def real_pairs(args: argparse.Namespace) -> Source:
+    """GT/ and Noisy/ folders holding the same file names."""
+    folder = dataset_folder(args)
+    gt_folder, noisy_folder = os.path.join(folder, args.GT), os.path.join(folder, args.Noisy)
+    names = list_images(noisy_folder, "--Noisy", args.images)
+    unpaired = sorted(set(names) ^ set(list_images(gt_folder, "--GT", args.images)))
+    if unpaired:
+        where = noisy_folder if unpaired[0] in names else gt_folder
+        raise UserError(f"{len(unpaired)} file(s) lack a partner of the same name, e.g. {unpaired[0]} in {where}; "
+                        f"{args.GT}/ and {args.Noisy}/ need the same names")
+
+    def read(name: str) -> tuple[Image, Image]:
+        noisy = utils.load_image(os.path.join(noisy_folder, name))
+        clean = utils.load_image(os.path.join(gt_folder, name))
+        if noisy.pixels.shape != clean.pixels.shape:
+            raise SkippedImage(f"{name}: {args.GT} is {clean.pixels.shape[:2]} x {clean.pixels.shape[2]} "
+                               f"but {args.Noisy} is {noisy.pixels.shape[:2]} x {noisy.pixels.shape[2]}")
+        return noisy, clean
+
+    return Source(folder, names, read, ["real"])
+
+
+def photos(args: argparse.Namespace) -> Source:
+    """--input: one photo, or the images of a folder; no clean reference."""
+    path = args.input
+    if os.path.isfile(path):
+        folder, names = os.path.dirname(path) or ".", [os.path.basename(path)]
+    elif os.path.isdir(path):
+        folder, names = path, list_images(path, "--input", args.images)
+    else:
+        raise UserError(f"--input {path}: no such file or folder")
+    return Source(folder, names, lambda name: (utils.load_image(os.path.join(folder, name)), None), photos=True)
+
+
+def parse_shard(text: str | None, environment=os.environ) -> tuple[int, int] | None:
+    """'I/N' -> (I, N); without it, a Slurm array task's (index from the array's
+    lowest, array size); None when neither: the whole dataset."""
+    if text is None:
+        task, count = environment.get("SLURM_ARRAY_TASK_ID"), environment.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        try:
+            text = f"{int(task) - int(environment.get('SLURM_ARRAY_TASK_MIN', 0))}/{int(count)}"
+        except ValueError:
+            raise UserError(f"SLURM_ARRAY_TASK_ID {task}, SLURM_ARRAY_TASK_COUNT {count}: not whole numbers; "
+                            f"pass --shard I/N") from None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text}: expected I/N, for example 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise UserError(f"--shard {text}: needs 0 <= I < N")
+    return index, count
+
+
+def shard_names(names: list[str], shard: tuple[int, int] | None) -> list[str]:
+    """Every N-th name starting at the I-th: shards of one listing never overlap and
+    together cover it."""
+    return names if shard is None else names[shard[0]::shard[1]]

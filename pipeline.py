@@ -1,0 +1,213 @@
+"""One pipeline for every denoiser and every source of images: noisy image -> method
+-> metrics -> outputs, with one results row written as each image finishes. Every image
+is read and checked before any work; finished images are not redone; images of one
+size can be denoised together; --shard and --time_limit split the work."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+import datasets
+import runs
+import utils
+from config import Settings
+from datasets import SkippedImage, Source
+from methods import METHODS, Denoised
+from utils import UserError
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None  # unknown: no refusal
+
+
+def check_images(source: Source, names: list[str], settings: Settings) -> tuple[list[str], list[str]]:
+    """Read every image once before any work, so a bad file is found in seconds, not
+    hours in: (names to run, 'name: reason' of each skipped file). A file that cannot be
+    read, the method cannot take, or that needs more memory than is free is skipped."""
+    usable, skipped = [], []
+    available = available_memory_bytes(torch.device(settings.device))
+    for name in names:
+        try:
+            noisy, _ = source.read(name)
+            height, width, channels = noisy.pixels.shape
+            needed = METHODS[settings.method].check_image(height, width, channels, settings)
+            if available is not None and needed > available:
+                raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB, "
+                                   f"{available / 2 ** 30:.1f} GiB is free (--train_crop trains on smaller crops)")
+        except UserError as error:
+            message = str(error) if name in str(error) else f"{name}: {error}"
+            print(f"warning: skipping {message}", file=sys.stderr, flush=True)
+            skipped.append(message)
+            continue
+        usable.append(name)
+    return usable, skipped
+
+
+def check_writable(folder: str, flag: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise UserError(f"{flag} {folder}: cannot write there ({error.strerror})") from None
+
+
+class TimeBudget:
+    """--time_limit: whether the next batch would still end within the limit, judged by
+    the seconds an image of this run has taken so far (reading, method, outputs)."""
+
+    def __init__(self, limit: float | None, clock: Callable[[], float] = time.perf_counter):
+        self.limit, self.clock, self.start = limit, clock, clock()
+        self.images, self.busy = 0, 0.0  # images finished; seconds from the start to the last
+
+    def finished(self, images: int) -> None:
+        self.images += images
+        self.busy = self.clock() - self.start
+
+    def allows(self, images: int) -> bool:
+        if self.limit is None:
+            return True
+        needed = self.busy / self.images * images if self.images else 0.0
+        return self.clock() - self.start + needed <= self.limit
+
+    def stop_message(self, left: int) -> str:
+        rate = f"; an image took {self.busy / self.images:.0f} s" if self.images else ""
+        return (f"Stopping: --time_limit {self.limit:g} s with {left} image(s) left "
+                f"({self.clock() - self.start:.0f} s used{rate}); run the same command again to resume")
+
+
+def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, result: Denoised, settings: Settings,
+                  run_dir: str) -> dict:
+    """The denoised image and its companions, and the image's results row. Benchmark
+    outputs are quantised by truncation as the release saves them; a photo's by rounding.
+    The denoised image is written last: its presence marks the image as done."""
+    stem = os.path.join(run_dir, os.path.splitext(name)[0])
+    denoised = utils.to_numpy(result.image)
+    noisy_pixels = np.clip(noisy.pixels, 0, 1)
+    panels = [noisy_pixels, denoised] + ([] if clean is None else [clean.pixels])
+    utils.save_image(f"{stem}_compare.png", utils.side_by_side(panels))
+    if result.losses is not None:
+        utils.save_loss_curve(stem, result.losses.numpy(), f"{name}: {settings.loss} loss, {settings.precision}")
+    row = {"image": name, "psnr": "", "ssim": "", "noisy_psnr": "", **result.fields,
+           "seconds": f"{sum(result.seconds.values()):.2f}", "device": utils.describe_device(result.image.device),
+           "precision": settings.precision, "attempts": result.attempts, "status": result.status}
+    for stage in ("bank", "train"):
+        row[f"{stage}_seconds"] = f"{result.seconds[stage]:.2f}" if stage in result.seconds else ""
+    if clean is None:
+        utils.save_image(f"{stem}_denoised.png", utils.quantize(denoised, noisy.bit_depth, rounding=True))
+        print(f"Denoised {name} in {row['seconds']} seconds: {stem}_denoised.png", flush=True)
+        return row
+    integers = utils.quantize(denoised, clean.bit_depth)
+    utils.save_image(f"{stem}_noisy.png", utils.quantize(noisy.pixels, clean.bit_depth))
+    utils.save_image(f"{stem}.png", integers)
+    psnr = utils.psnr(clean.pixels, denoised)
+    ssim = utils.ssim(utils.quantize(clean.pixels, clean.bit_depth), integers, clean.max_value)
+    print(f"Image: {name} | PSNR: {psnr:.2f} dB | SSIM: {ssim:.4f}", flush=True)  # the release's line
+    return {**row, "psnr": f"{psnr:.4f}", "ssim": f"{ssim:.6f}", "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}"}
+
+
+def denoise_batch(batch: list[tuple[str, utils.Image, utils.Image | None]], settings: Settings,
+                  source: Source, run_dir: str) -> list[dict]:
+    method = METHODS[settings.method]
+    device = torch.device(settings.device)
+    tensors = [utils.to_tensor(noisy.pixels, device) for _, noisy, _ in batch]  # C x H x W each
+    names = [name for name, _, _ in batch]
+    if len(batch) == 1:
+        results = [method.denoise(tensors[0], settings, names[0])]
+    else:
+        results = method.denoise_together(tensors, settings, names)
+    rows = []
+    for (name, noisy, clean), result in zip(batch, results):
+        if source.photos and result.status != "ok":  # no clean image to be scored against: nothing to keep
+            raise SkippedImage(f"{name}: training failed ({result.status}) after {result.attempts} attempt(s)")
+        rows.append(write_outputs(name, noisy, clean, result, settings, run_dir))
+    return rows
+
+
+def run_folder(args: argparse.Namespace, settings: Settings, noise: list[str]) -> str:
+    """<out_image>/<dataset>/<tag>: the tag names the noise, then what of the method's
+    settings changes its results."""
+    return os.path.join(args.out_image, args.dataset, "_".join(noise + METHODS[settings.method].tag(settings)))
+
+
+def run(source: Source, settings: Settings, args: argparse.Namespace, command: str) -> dict:
+    """Denoise the source's images into their run folder (run_folder), or --out_image
+    itself for photos. Images with a row in any results CSV of the folder are not redone
+    (a CSV alone resumes a run, on another machine too). Prints the release's average
+    line over every image of this run (this shard) that has a row."""
+    run_dir = args.out_image if source.photos else run_folder(args, settings, source.noise)
+    tag = os.path.basename(run_folder(args, settings, source.noise))
+    shard = datasets.parse_shard(args.shard)
+    names = datasets.shard_names(source.names, shard)
+    runs.prepare_run_dir(run_dir, {"tag": tag, "max_retries": settings.max_retries}, vars(args), command)
+    if settings.save:
+        check_writable(settings.save, "--save")
+    results = runs.ResultsCSV(os.path.join(run_dir, runs.results_csv_name(shard)))
+    print(f"Denoising {len(names)} image(s) of {source.folder} with {settings.method} ({tag}) on "
+          f"{settings.device}, {settings.precision}", flush=True)
+    usable, skipped = check_images(source, names, settings)
+    finished = runs.finished_rows(run_dir)
+    others = {finished[name]["precision"] for name in usable if name in finished} - {settings.precision, ""}
+    if others and any(name not in finished for name in usable):
+        print(f"Note: this run folder holds rows made in {', '.join(sorted(others))}; new rows are made in "
+              f"{settings.precision} (every row records its precision)", flush=True)
+    rows, waiting, budget = [], {}, TimeBudget(args.time_limit)
+    to_do = [name for name in usable if name not in finished]
+
+    def run_batch(batch: list) -> bool:
+        """False, with nothing done, when the batch would overrun --time_limit."""
+        if not budget.allows(len(batch)):
+            return False
+        try:
+            new_rows = denoise_batch(batch, settings, source, run_dir)
+        except SkippedImage as error:
+            print(f"warning: skipping {error}", file=sys.stderr, flush=True)
+            skipped.append(str(error))
+            new_rows = []
+        for row in new_rows:
+            results.add(row)
+            rows.append(row)
+        budget.finished(len(batch))
+        return True
+
+    stopped = False
+    for name in usable:
+        if name in finished:
+            score = f"PSNR {float(finished[name]['psnr']):.2f} dB" if finished[name]["psnr"] else "done"
+            print(f"Skipping {name}: already in a results CSV of this run ({score})", flush=True)
+            rows.append(finished[name])
+            continue
+        if stopped:
+            continue
+        noisy, clean = source.read(name)
+        batch = waiting.setdefault(noisy.pixels.shape, [])
+        batch.append((name, noisy, clean))
+        if len(batch) == settings.batch_images:
+            stopped = not run_batch(waiting.pop(noisy.pixels.shape))
+    for batch in waiting.values():
+        stopped = stopped or not run_batch(batch)
+    summary = {"images": len(rows), "new_images": budget.images, "csv": results.path, "run_dir": run_dir,
+               "skipped": skipped, "stopped": len(to_do) - budget.images if stopped else 0}
+    if stopped:
+        print(budget.stop_message(summary["stopped"]), flush=True)
+    scored = [row for row in rows if row["psnr"]]
+    summary["psnr"] = float(np.mean([float(row["psnr"]) for row in scored])) if scored else float("nan")
+    summary["ssim"] = float(np.mean([float(row["ssim"]) for row in scored])) if scored else float("nan")
+    if scored:
+        print(f"Average PSNR: {summary['psnr']:.2f} dB, Average SSIM: {summary['ssim']:.4f}", flush=True)
+    return summary

@@ -1,0 +1,127 @@
+"""Run folders: results CSVs written as each image finishes, their provenance (run.json),
+and what a folder already holds, so that the same command resumes a run anywhere."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+
+import torch
+
+from utils import UserError, atomic_write_text
+
+CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "seconds", "bank_seconds", "train_seconds", "bank_cached",
+              "device", "precision", "train_crop", "attempts", "status"]
+STATUSES = ("ok", "non-finite loss", "non-finite output", "collapsed output")  # network.training_failure's
+
+
+def results_csv_name(shard: tuple[int, int] | None) -> str:
+    """One CSV per shard, so that shards sharing a run folder never write the same
+    file; readers take the union of results*.csv."""
+    return "results.csv" if shard is None else f"results_shard{shard[0]}of{shard[1]}.csv"
+
+
+def _number_or_empty(text: str) -> bool:
+    try:
+        return text == "" or math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def read_rows(path: str) -> list[dict]:
+    """The complete rows of a results CSV, with every field of CSV_FIELDS ('' where an
+    older version wrote none). A row that is cut short or damaged (edited by hand, a
+    foreign tool) is left out with a warning, so that its image runs again."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read it ({error.strerror})") from None
+    if text and not text.endswith("\n"):  # the writer ends every row: a last line without one is cut
+        text = text[:text.rfind("\n") + 1]
+        print(f"warning: {path}: ignoring a damaged row (the last line is cut); its image runs again",
+              file=sys.stderr, flush=True)
+    reader = csv.DictReader(io.StringIO(text))
+    if "image" not in (reader.fieldnames or []):
+        return []
+    rows, has_status = [], "status" in reader.fieldnames  # older versions wrote none
+    for row in reader:
+        complete = None not in row and None not in row.values() and row["image"] and (
+            not has_status or row["status"] in STATUSES)
+        if complete and all(_number_or_empty(row.get(name) or "") for name in ("psnr", "ssim", "seconds")):
+            rows.append({name: row.get(name) or "" for name in CSV_FIELDS})
+        else:
+            print(f"warning: {path}: ignoring a damaged row (line {reader.line_num}); its image runs again",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def finished_rows(run_dir: str) -> dict[str, dict]:
+    """image -> its row, from every results*.csv of a run folder (all shards)."""
+    rows = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("results") and name.endswith(".csv"):
+            for row in read_rows(os.path.join(run_dir, name)):
+                rows[row["image"]] = row
+    return rows
+
+
+class ResultsCSV:
+    """A results CSV to which rows are added one image at a time: under a lock, the file
+    is read again, the row added and the file replaced whole, so neither a killed run nor
+    two processes writing into one run folder lose a row."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise UserError(f"{path} is not a file; remove it or use another --out_image")
+
+    def add(self, row: dict) -> None:
+        folder = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)  # the run folder is the lock
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            rows = read_rows(self.path) if os.path.exists(self.path) else []
+            rows = [old for old in rows if old["image"] != row["image"]] + [row]
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(self.path, buffer.getvalue())
+        finally:
+            os.close(folder)  # and with it the lock
+
+
+def prepare_run_dir(run_dir: str, identity: dict, arguments: dict, command: str) -> None:
+    """Make the run folder and write its run.json. A folder holding results of other
+    settings (what its name does not say: `identity`) is refused rather than mixed."""
+    info_path = os.path.join(run_dir, "run.json")
+    stored = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        with open(info_path) as handle:
+            stored = json.load(handle).get("identity")
+    if stored is not None and stored != identity:
+        raise UserError(f"--out_image: {run_dir} holds results made with other settings ({stored}); "
+                        f"use another --out_image or remove that folder")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        info = {"command": command, "identity": identity, "arguments": arguments, **environment_info()}
+        atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+    except OSError as error:
+        raise UserError(f"--out_image {run_dir}: cannot write there ({error.strerror})") from None
+
+
+def environment_info() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"commit": commit or "unknown", "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine()}

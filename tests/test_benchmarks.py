@@ -1,0 +1,65 @@
+"""benchmarks/compare.py and benchmarks/speed.py on small images."""
+import csv
+import os
+import sys
+
+import pytest
+
+import Pixel2Pixel_syn
+import runs
+from helpers import ROOT, SMALL
+from utils import UserError
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import compare  # noqa: E402
+import speed  # noqa: E402
+
+
+@pytest.fixture
+def base_run(tmp_path, clean_dataset):
+    summary = Pixel2Pixel_syn.main(["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl",
+                                    "25", "--max_epoch", "3", *SMALL, "--save", str(tmp_path / "cache"),
+                                    "--out_image", str(tmp_path / "tables")])
+    return os.path.dirname(summary["csv"])
+
+
+def test_variants_rerun_the_runs_images_and_report_per_image_differences(tmp_path, base_run):
+    report = tmp_path / "report.csv"
+    compare.main([base_run, "--images", "rgb.png", "--out", str(tmp_path / "compare"), "--report", str(report),
+                  "--variant", "same=", "--variant", "seed=--seed 124", "--variant", "unclipped=--noise unclipped",
+                  "--variant", "nlm=--method nlm"])
+    with open(report) as handle:
+        rows = {row["variant"]: row for row in csv.DictReader(handle)}
+    assert sorted(rows) == ["nlm", "same", "seed", "unclipped"]
+    base = runs.finished_rows(base_run)["rgb.png"]
+    for row in rows.values():
+        assert row["image"] == "rgb.png" and row["base_psnr"] == base["psnr"]
+        assert float(row["difference"]) == pytest.approx(float(row["psnr"]) - float(base["psnr"]), abs=1e-4)
+    assert rows["same"]["psnr"] == base["psnr"]  # the same settings rerun: the same result
+    assert rows["seed"]["psnr"] != base["psnr"]
+
+    def noisy_psnr(variant):
+        (folder,) = (tmp_path / "compare" / variant / "tiny").iterdir()
+        return runs.finished_rows(str(folder))["rgb.png"]["noisy_psnr"]
+
+    assert noisy_psnr("same") == noisy_psnr("nlm") == base["noisy_psnr"]  # every method sees the same noisy image
+    assert noisy_psnr("unclipped") != base["noisy_psnr"]  # the hook's noise, not the release's
+
+
+@pytest.mark.parametrize("variant,message", [("x=--noise pink", "--noise pink"), ("a b=--seed 1", "NAME")])
+def test_bad_variants_are_user_errors(tmp_path, base_run, variant, message):
+    with pytest.raises(UserError, match=message):
+        compare.main([base_run, "--variant", variant, "--out", str(tmp_path / "c")])
+
+
+def test_a_folder_that_is_no_run_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not a run folder"):
+        compare.main([str(tmp_path), "--variant", "a=--seed 1"])
+
+
+def test_speed_measures_each_method_in_a_fresh_process(tmp_path, capsys):
+    report = tmp_path / "speed.txt"
+    summary = speed.main(["methods", "--methods", "nlm", "pixel2pixel", "--iterations", "2", "--report", str(report)])
+    (_, nlm), (_, pixel2pixel) = summary["rows"]
+    assert nlm["seconds"] > 0 and pixel2pixel["seconds"] > 0 and pixel2pixel["peak MiB"] > 0
+    assert report.read_text().splitlines()[1].startswith("nlm")
