@@ -137,9 +137,11 @@ def seconds_per_image(rows: list[dict]) -> str:
     by_device: dict[str, list[float]] = {}
     for row in rows:
         by_device.setdefault(row["device"], []).append(seconds(row))
+    means = {device: float(np.mean(values)) for device, values in sorted(by_device.items())}
+    shown = {device: f"{value:.0f}" if value >= 10 else f"{value:.2g}" for device, value in means.items()}
     if len(by_device) == 1:
-        return f"{np.mean(next(iter(by_device.values()))):.0f}"
-    return ", ".join(f"{np.mean(values):.0f} ({len(values)} on {device})" for device, values in sorted(by_device.items()))
+        return next(iter(shown.values()))
+    return ", ".join(f"{shown[device]} ({len(by_device[device])} on {device})" for device in shown)
 
 
 def difference(cell: Cell, run: CellRun) -> str:
