@@ -17,7 +17,7 @@ LOSSES = {"L1": F.l1_loss, "L2": F.mse_loss}
 class Pixel2PixelNet(nn.Module):
     """conv3x3(C->width), `depth` conv3x3(width->width), each followed by LeakyReLU, then
     conv1x1(width->C) and an optional sigmoid: 149,699 parameters for C = 3 and the
-    paper's width 64, depth 4.
+    paper's width 64 and depth 4.
 
     With groups = G it is G independent networks side by side as grouped convolutions,
     input and output 1 x G*C x H x W, so that one device trains G images at once:
@@ -63,10 +63,6 @@ class Pixel2PixelNet(nn.Module):
                 theirs.weight.copy_(mine.weight.chunk(self.groups, dim=0)[group])
                 theirs.bias.copy_(mine.bias.chunk(self.groups, dim=0)[group])
         return lone
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def uses_channels_last(precision: str, device: torch.device) -> bool:

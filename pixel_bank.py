@@ -209,13 +209,6 @@ def gather_bank(noisy: torch.Tensor, offsets: torch.Tensor, count: int | None = 
     return values.view(channels, entries, height, width).transpose(0, 1).contiguous()
 
 
-def build_pixel_bank(noisy: torch.Tensor, ws: int = 40, ps: int = 7, nn: int = 16, distance: str = "L2",
-                     method: str = "shift") -> tuple[torch.Tensor, torch.Tensor]:
-    """The pixel bank of a C x H x W image: (bank nn x C x H x W, distances nn x H x W)."""
-    offsets, distances = match_offsets(noisy, ws, ps, nn, distance, method)
-    return gather_bank(noisy.float(), offsets), distances
-
-
 # ----------------------------------------------------------------------------
 # Pseudo instances
 # ----------------------------------------------------------------------------

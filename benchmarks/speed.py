@@ -48,9 +48,12 @@ def noisy_image(height: int, width: int, image: str | None = None) -> torch.Tens
 
 def measured(task, *arguments) -> dict:
     """task(*arguments) -> {name: seconds}, run in a fresh process; adds its peak memory growth."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
         return pool.apply(_peak, (task, arguments))
+    finally:
+        pool.close()
+        pool.join()
 
 
 def _peak(task, arguments) -> dict:
@@ -67,12 +70,12 @@ def bank_task(size: int, method: str) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def train_task(precision: str, images: int, iterations: int, settings: dict) -> dict:
-    chosen = config.Settings(precision=precision, max_epoch=iterations, no_progress=True, **settings)
+def train_task(precision: str, images: int, iterations: int, channels_last: bool | None = None) -> dict:
+    chosen = config.Settings(precision=precision, max_epoch=iterations, no_progress=True)
     banks = [noisy_image(256, 256)[None].repeat(4, 1, 1, 1) + 0.01 * index for index in range(images)]
-    network.train_networks(banks, chosen, list(range(images)))  # warm-up: first calls pick their kernels
+    network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)  # warm-up
     start = time.perf_counter()
-    network.train_networks(banks, chosen, list(range(images)))
+    network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)
     return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
 
 
@@ -105,7 +108,7 @@ def spin(seconds: float) -> None:
 
 
 def busy_task(iterations: int) -> dict:
-    return train_task("fp32", 1, iterations, {})
+    return train_task("fp32", 1, iterations)
 
 
 def main(argv=None) -> dict:
@@ -116,6 +119,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="bank: image sides")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     parser.add_argument("--batch_images", type=int, nargs="+", default=[1], help="train: images trained together")
+    parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "channels_last", "nchw"],
+                        help="train: tensor layouts (default: auto, the one training picks)")
     parser.add_argument("--size", type=int, nargs=2, default=[4000, 3000], metavar=("W", "H"), help="photo: size")
     parser.add_argument("--iterations", type=int, default=20, help="training iterations timed (methods: run)")
     parser.add_argument("--image", help="methods: the clean image (default: a 256 x 256 photograph crop)")
@@ -128,10 +133,12 @@ def main(argv=None) -> dict:
             for method in ("shift", "unfold") if size <= 256 else ("shift",):
                 rows.append((f"{method}, {size} x {size}", measured(bank_task, size, method)))
     elif args.what == "train":
+        layouts = {"auto": None, "channels_last": True, "nchw": False}
         for precision in args.precisions:
             for images in args.batch_images:
-                rows.append((f"{precision}, {images} image(s)", measured(train_task, precision, images,
-                                                                         args.iterations, {})))
+                for layout in args.layouts:
+                    rows.append((f"{precision}, {images} image(s), {layout}",
+                                 measured(train_task, precision, images, args.iterations, layouts[layout])))
     elif args.what == "photo":
         for precision in args.precisions:
             rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",

@@ -27,7 +27,7 @@ def denoise(noisy: torch.Tensor, settings: Settings, name: str = "image") -> Den
     sigma = float(np.mean(estimate_sigma(pixels, channel_axis=-1)))
     output = denoise_nl_means(pixels, h=H_PER_SIGMA * sigma, sigma=sigma, fast_mode=True, patch_size=PATCH_SIZE,
                               patch_distance=PATCH_DISTANCE, channel_axis=-1)
-    image = to_tensor(np.clip(output, 0, 1).astype(np.float32), noisy.device)
+    image = to_tensor(np.clip(output, 0, 1).astype(np.float32).reshape(pixels.shape), noisy.device)  # gray: H x W back
     return Denoised(image, {"denoise": time.perf_counter() - start})
 
 

@@ -7,6 +7,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress"]
 
 
+def build_bank(noisy, ws, ps, nn, distance="L2", method="shift"):
+    """The pixel bank as SPEC section 2 defines it: (nn x C x H x W pixels, nn x H x W distances)."""
+    import pixel_bank
+
+    offsets, distances = pixel_bank.match_offsets(noisy, ws, ps, nn, distance, method)
+    return pixel_bank.gather_bank(noisy.float(), offsets), distances
+
+
 def read_rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))

@@ -5,6 +5,7 @@ import torch
 import config
 import pixel_bank
 import utils
+from helpers import build_bank
 from utils import UserError
 
 
@@ -63,7 +64,7 @@ def test_bank_equals_brute_force(method, channels, distance, ws, ps, size):
     rng = np.random.default_rng(7)
     image = rng.random((channels, *size), dtype=np.float32)
     nn = 6
-    bank, distances = pixel_bank.build_pixel_bank(torch.from_numpy(image), ws, ps, nn, distance, method)
+    bank, distances = build_bank(torch.from_numpy(image), ws, ps, nn, distance, method)
     assert bank.shape == (nn, channels, *size)
     assert distances.shape == (nn, *size)
     assert_same_bank(bank, distances, image, ws, ps, nn, distance)
@@ -83,7 +84,7 @@ def test_tiling_does_not_change_the_bank(method, small_budget):
 def test_entry_zero_is_the_image_itself():
     rng = np.random.default_rng(0)
     image = torch.from_numpy(rng.random((3, 16, 16), dtype=np.float32))
-    bank, distances = pixel_bank.build_pixel_bank(image, 6, 3, 4, "L2")
+    bank, distances = build_bank(image, 6, 3, 4, "L2")
     assert torch.equal(bank[0], image)
     assert torch.all(distances[0] == 0)
     assert torch.all(distances[1:] >= distances[:-1])

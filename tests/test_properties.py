@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import config
 import pixel_bank
 import utils
+from helpers import build_bank
 from methods.pixel2pixel import check_image
 from utils import UserError
 
@@ -33,13 +34,14 @@ def test_pipeline_fails_only_with_user_errors(tmp_path_factory, height, width, c
     expected_channels = {1: 1, 2: 1, 3: 3, 4: 3}[channels]  # alpha dropped
     assert image.pixels.shape == (height, width, expected_channels) and image.bit_depth == bits
     try:
+        utils.check_noise_level(noise_type, level)
         noisy = utils.add_noise(image.pixels, noise_type, level, rng)
         assert noisy.shape == image.pixels.shape and np.isfinite(noisy).all()
         settings = config.build(ws=ws, ps=ps, nn=nn, mm=min(nn, 2), bank_distance=distance, bank_method=method,
                                 device="cpu")
         check_image(height, width, expected_channels, settings)
         tensor = utils.to_tensor(noisy, "cpu")
-        bank, distances = pixel_bank.build_pixel_bank(tensor, ws, ps, nn, distance, method)
+        bank, distances = build_bank(tensor, ws, ps, nn, distance, method)
     except UserError as error:
         assert str(error) and "\n" not in str(error)
         return

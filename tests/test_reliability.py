@@ -21,7 +21,7 @@ import pipeline
 import utils
 from config import Settings
 from methods import pixel2pixel
-from helpers import ROOT, SMALL, read_rows
+from helpers import ROOT, SMALL, read_rows, build_bank
 from utils import UserError
 
 RESULT_COLUMNS = ["image", "psnr", "ssim", "noisy_psnr", "attempts", "status"]
@@ -210,7 +210,7 @@ def test_a_real_collapse_is_detected():
     clean = skdata.camera()[100:136, 200:240, None].astype(np.float32) / 255
     noisy = utils.add_noise(clean, "gauss", 25, np.random.default_rng(utils.image_seed(123, "dark.png")))
     image = utils.to_tensor(noisy, "cpu")
-    bank, _ = pixel_bank.build_pixel_bank(image, 10, 3, 4, "L1")
+    bank, _ = build_bank(image, 10, 3, 4, "L1")
     verdicts = {}
     for seed in (123, 1123):
         model, losses = network.train_network(bank, Settings(loss="L1", out_activation="sigmoid", max_epoch=150,

@@ -86,7 +86,7 @@ def test_image_seed_depends_on_run_seed_and_name_only():
                                               ("bernoulli", 1.0), ("impulse", -0.1), ("speckle", 0.1)])
 def test_noise_level_out_of_range_is_a_user_error(noise_type, level):
     with pytest.raises(UserError):
-        utils.add_noise(np.zeros((4, 4, 1), np.float32), noise_type, level, np.random.default_rng(0))
+        utils.check_noise_level(noise_type, level)
 
 
 def test_psnr_known_value_and_shape_check():
