@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
              "hardware bf16) or auto (bf16 where it is proven as good and faster, else fp32) (default: auto)")
     add("--seed", type=int, help=f"seeds the noise (with each image's name), the network initialisation and "
                                  f"the sampler (default: {defaults['seed']}, as released)")
-    add("--max_epoch", type=int, help=f"training iterations per image (default: {defaults['max_epoch']})")
+    add("--max_epoch", type=int, help="training iterations per image (default: the method's own: " + ", ".join(
+        f"{name} {method.iterations}" for name, method in METHODS.items() if method.iterations) + ")")
     add("--bank_method", choices=config.BANK_METHODS,
         help="block matching: shift (per offset, fast, default) or unfold (the release's patch "
              "materialisation); both give the same bank")
@@ -85,7 +86,7 @@ def settings(args: argparse.Namespace, preset: str) -> Settings:
     if args.time_limit is not None and not args.time_limit > 0:
         raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
     flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(Settings) if hasattr(args, field.name)}
-    return config.build(preset, getattr(args, "nt", None), getattr(args, "nl", None), **flags)
+    return config.build(preset, **flags)  # the synthetic script's --nt and --nl are settings too
 
 
 def command(script_path: str, argv: list[str] | None) -> str:

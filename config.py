@@ -26,6 +26,8 @@ class Settings:
     """What a denoiser needs besides the noisy image. Defaults: the paper's (SPEC
     sections 2 and 3) for real noise; PRESETS holds what the synthetic script changes."""
     method: str = "pixel2pixel"  # a name in methods.METHODS
+    nt: str | None = None  # synthetic noise type and level, for methods that model the noise (bm3d)
+    nl: float | None = None  # and for the mm rule; None: real noise, unknown
     # --- Pixel2Pixel, as published -------------------------------------------------
     ws: int = 40  # block-matching window: offsets -(ws//2) .. ws-ws//2-1 (-20..19 for 40)
     ps: int = 7  # patch size, odd: a patch is centred on its pixel
@@ -40,7 +42,7 @@ class Settings:
     lr: float = 1e-3  # AdamW, its default weight decay (0.01)
     lr_milestones: tuple[int, ...] = (1500, 2000, 2500)  # iterations where the rate is halved
     lr_gamma: float = 0.5
-    max_epoch: int = 3000  # training iterations, one pseudo-instance pair of the image each
+    max_epoch: int = 3000  # training iterations, a pseudo-instance pair each; other methods: their own
     seed: int = 123  # the noise (with each image's name), initial weights and sampler
     # --- Ours: the same results, at other costs ------------------------------------
     bank_method: str = "shift"  # shift (per offset, fast) or unfold (the release's, the reference)
@@ -99,11 +101,19 @@ def build(preset: str = "real", nt: str | None = None, nl: float | None = None, 
     with every value checked here, once. nt, nl: the synthetic noise, for the mm rule."""
     import methods  # the registry imports the methods, which import this module
 
-    values = dict(PRESETS[preset])
+    values = dict(PRESETS[preset], nt=nt, nl=nl)
     values.update({name: value for name, value in flags.items() if value is not None})
     unknown = set(values) - {field.name for field in dataclasses.fields(Settings)}
     if unknown:
         raise UserError(f"unknown setting {sorted(unknown)[0]}")
+    method = values.setdefault("method", Settings.method)
+    if method not in methods.METHODS:
+        raise UserError(f"--method {method}: unknown; choose one of {', '.join(methods.METHODS)}")
+    if values.get("max_epoch") is None:  # not given: the method's own training length
+        values["max_epoch"] = methods.METHODS[method].iterations or Settings.max_epoch
+    modelled = methods.METHODS[method].noise_types
+    if nt is not None and modelled is not None and nt not in modelled:
+        raise UserError(f"--method {method} does not apply to --nt {nt}: it models {' and '.join(modelled)} noise only")
     if values.get("mm", 0) is None:
         values["mm"] = paper_mm(nt, nl)
     if values.get("bank_distance", "") is None:
@@ -114,8 +124,6 @@ def build(preset: str = "real", nt: str | None = None, nl: float | None = None, 
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     settings = Settings(**values, device=str(device))
-    if settings.method not in methods.METHODS:
-        raise UserError(f"--method {settings.method}: unknown; choose one of {', '.join(methods.METHODS)}")
     check_values(settings)
     if settings.batch_images > 1 and methods.METHODS[settings.method].denoise_together is None:
         raise UserError(f"--batch_images {settings.batch_images}: {settings.method} denoises one image at a time")

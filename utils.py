@@ -155,7 +155,7 @@ def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """C x H x W tensor -> H x W x C float32 numpy."""
-    return tensor.detach().float().cpu().numpy().transpose(1, 2, 0)
+    return np.ascontiguousarray(tensor.detach().float().cpu().numpy().transpose(1, 2, 0))
 
 
 # ----------------------------------------------------------------------------

@@ -8,13 +8,15 @@ import numpy as np
 import torch
 
 import config
-from methods import nlm, pixel2pixel
+from methods import bm3d, nlm, pixel2pixel, zsn2n
 from methods.interface import Denoised, Method
 from utils import to_numpy, to_tensor
 
 METHODS: dict[str, Method] = {
     "pixel2pixel": pixel2pixel.METHOD,  # the faithful method, the default
+    "bm3d": bm3d.METHOD,
     "nlm": nlm.METHOD,
+    "zsn2n": zsn2n.METHOD,
 }
 
 

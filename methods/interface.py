@@ -30,3 +30,5 @@ class Method:
     check_image: Callable[[int, int, int, Settings], int]
     # Several images of one shape at once (--batch_images), for methods that batch.
     denoise_together: Callable[[list[torch.Tensor], Settings, list[str]], list[Denoised]] | None = None
+    iterations: int = 0  # its paper's training length: max_epoch when --max_epoch is not given
+    noise_types: tuple[str, ...] | None = None  # the synthetic noise it applies to (None: any)

@@ -132,4 +132,5 @@ def denoise(noisy: torch.Tensor, settings: Settings, name: str = "image") -> Den
     return denoise_together([noisy], settings, [name])[0]
 
 
-METHOD = Method(denoise=denoise, tag=tag, check_image=check_image, denoise_together=denoise_together)
+METHOD = Method(denoise=denoise, tag=tag, check_image=check_image, denoise_together=denoise_together,
+                iterations=Settings.max_epoch)

@@ -190,7 +190,8 @@ def methods_tables(found: dict) -> list[str]:
             for method in methods:
                 run = found[cell.name, method]
                 part = "" if run is None or len(run.rows) == cell.images else f" ({len(run.rows)}/{cell.images})"
-                scores.append("" if run is None else f"{mean(run.rows, 'psnr'):.2f} / {mean(run.rows, 'ssim'):.4f}{part}")
+                scores.append("does not apply" if not applies(cell, ["--method", method]) else "" if run is None else
+                              f"{mean(run.rows, 'psnr'):.2f} / {mean(run.rows, 'ssim'):.4f}{part}")
             lines.append(f"| {cell.label.split(' ', 1)[1]} | {paper(cell).replace('none found', '')} | "
                          + " | ".join(scores) + " |")
         times = [seconds_per_image([row for cell in cells if found[cell.name, method]
@@ -297,6 +298,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def applies(cell: Cell, flags: list[str]) -> bool:
+    """Whether the method these flags choose models the cell's noise (BM3D: not impulse noise)."""
+    method = METHODS[SCRIPTS[cell.script].parse_args([*cell.argv(), *flags]).method]
+    return cell.script == "real" or method.noise_types is None or cell.flags[1] in method.noise_types
+
+
 def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on: list[str]) -> dict:
     unknown = [name for name in names if name not in CELLS_BY_NAME]
     if unknown:
@@ -318,6 +325,9 @@ def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on
                 summary["stopped"] = len(names) - index
                 break
             limit = ["--time_limit", f"{left:.3f}"]
+        if not applies(cell, passed_on):
+            print(f"== {name}: skipped, the method does not apply to this noise", flush=True)
+            continue
         print(f"== {name}: {cell.command()} {' '.join(passed_on)}", flush=True)
         cell_start = time.perf_counter()
         result = SCRIPTS[cell.script].main([*cell.argv(tables), *passed_on, *limit])

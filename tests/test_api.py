@@ -34,7 +34,9 @@ def test_denoise_keeps_the_form_it_was_given(noisy_pair, method, channels):
     tensor = torch.from_numpy(noisy.reshape(*noisy.shape[:2], channels).transpose(2, 0, 1).copy())
     from_tensor = methods.denoise(tensor, method=method, noise=("gauss", 25), **SMALL)
     assert isinstance(from_tensor, torch.Tensor) and from_tensor.shape == tensor.shape
-    np.testing.assert_array_equal(from_tensor.numpy().transpose(1, 2, 0).reshape(noisy.shape), denoised)
+    # bm3d's library sums in an order that varies from call to call, in the last bits
+    np.testing.assert_allclose(from_tensor.numpy().transpose(1, 2, 0).reshape(noisy.shape), denoised,
+                               rtol=0, atol=1e-5 if method == "bm3d" else 0)
 
 
 def test_nlm_beats_its_noisy_input(noisy_pair):
