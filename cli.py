@@ -9,11 +9,20 @@ import shlex
 import signal
 import sys
 
-import config
-import utils
-from config import Settings
-from methods import METHODS
-from utils import UserError
+# OpenMP worker threads that wait for work spin on their core by default: beside another
+# busy process they take its time and wait for each other (a user saw training 40x slower
+# on a 2-core machine; here 2.2x, results/benchmarks/busy_cpu.txt). Passive waits sleep
+# instead: 1.8x here, about what sharing the cores costs. It must be set before torch
+# loads its OpenMP runtime; OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+import config  # noqa: E402
+import utils  # noqa: E402
+from config import Settings  # noqa: E402
+from methods import METHODS  # noqa: E402
+from utils import UserError  # noqa: E402
 
 EXIT_SKIPPED = 1  # some images could not be used; the rest ran
 EXIT_USAGE = 2  # a mistake in the flags or the input: nothing ran
@@ -78,13 +87,18 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
     add("--time_limit", type=float, metavar="SECONDS",
         help="start no image (or batch) that would end more than SECONDS after the start, judged by the "
              "images before it (the first always starts), then exit with status 75; the same command resumes")
+    add("--threads", type=int, metavar="N", help="CPU threads (default: one a core, or OMP_NUM_THREADS)")
     add("--no_progress", action="store_true", help="hide the progress bars")
 
 
 def settings(args: argparse.Namespace, preset: str) -> Settings:
-    """The run's settings from the flags (checked once, in config.build)."""
+    """The run's settings from the flags (checked once, in config.build); applies --threads."""
     if args.time_limit is not None and not args.time_limit > 0:
         raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
+    if args.threads is not None:
+        if not 1 <= args.threads <= 1024:
+            raise UserError(f"--threads {args.threads}: must be between 1 and 1024")
+        torch.set_num_threads(args.threads)
     flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(Settings) if hasattr(args, field.name)}
     return config.build(preset, **flags)  # the synthetic script's --nt and --nl are settings too
 

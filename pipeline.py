@@ -5,9 +5,9 @@ size can be denoised together; --shard and --time_limit split the work."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-import tempfile
 import time
 from typing import Callable
 
@@ -42,6 +42,8 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
     read, the method cannot take, or that needs more memory than is free is skipped."""
     usable, skipped = [], []
     available = available_memory_bytes(torch.device(settings.device))
+    # No more images train together than there are.
+    settings = dataclasses.replace(settings, batch_images=min(settings.batch_images, len(names)))
     for name in names:
         try:
             noisy, _ = source.read(name)
@@ -60,11 +62,15 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
 
 
 def check_writable(folder: str, flag: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as error:
-        raise UserError(f"{flag} {folder}: cannot write there ({error.strerror})") from None
+    """The folder, or the nearest of its parents that exists, is a folder we may write into:
+    checked for every output place before any is made."""
+    existing = os.path.abspath(folder)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag} {folder}: cannot write there ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: cannot write there (permission denied)")
 
 
 class TimeBudget:
@@ -80,10 +86,10 @@ class TimeBudget:
         self.busy = self.clock() - self.start
 
     def allows(self, images: int) -> bool:
-        if self.limit is None:
+        """The first batch always starts: with nothing done, nothing says how long it takes."""
+        if self.limit is None or not self.images:
             return True
-        needed = self.busy / self.images * images if self.images else 0.0
-        return self.clock() - self.start + needed <= self.limit
+        return self.clock() - self.start + self.busy / self.images * images <= self.limit
 
     def stop_message(self, left: int) -> str:
         rate = f"; an image took {self.busy / self.images:.0f} s" if self.images else ""
@@ -154,9 +160,10 @@ def run(source: Source, settings: Settings, args: argparse.Namespace, command: s
     tag = os.path.basename(run_folder(args, settings, source.noise))
     shard = datasets.parse_shard(args.shard)
     names = datasets.shard_names(source.names, shard)
+    for folder, flag in ((run_dir, "--out_image"), (settings.save, "--save")):
+        if folder:
+            check_writable(folder, flag)
     runs.prepare_run_dir(run_dir, {"tag": tag, "max_retries": settings.max_retries}, vars(args), command)
-    if settings.save:
-        check_writable(settings.save, "--save")
     results = runs.ResultsCSV(os.path.join(run_dir, runs.results_csv_name(shard)))
     print(f"Denoising {len(names)} image(s) of {source.folder} with {settings.method} ({tag}) on "
           f"{settings.device}, {settings.precision}", flush=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils import UserError
+from utils import UserError, atomic_write
 
 # The unfold method materialises C*ps*ps*ws*ws floats per pixel (940 KB for RGB,
 # ps 7, ws 40); tiles are sized so that those tensors stay under this many bytes.
@@ -314,17 +313,7 @@ def load_cached_bank(path: str, key: str) -> tuple[torch.Tensor, torch.Tensor] |
 
 
 def save_cached_bank(path: str, key: str, offsets: torch.Tensor, distances: torch.Tensor) -> None:
-    """Atomic: a killed run leaves either no cache file or a complete one, and two runs
-    writing the same bank at once each write a temporary file of their own."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=".partial", delete=False)
-    try:
-        with handle:
-            np.savez(handle, key=np.array(key), offsets=offsets.cpu().numpy(), distances=distances.cpu().numpy())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    """Atomic: a killed run leaves either no cache file or a complete one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    atomic_write(path, lambda tmp: np.savez(tmp, key=np.array(key), offsets=offsets.cpu().numpy(),
+                                            distances=distances.cpu().numpy()))

@@ -44,21 +44,53 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+# Where a photo's EXIF orientation says its pixels are turned: how to turn them upright
+# (the tag's values 2 to 8, as Pillow's ImageOps.exif_transpose reads them).
+UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+           8: lambda a: np.rot90(a, 1)}
+# Pillow modes read as they are (alpha is dropped later), and those converted to RGB first.
+PILLOW_MODES = {"1": "L", "L": None, "LA": None, "RGB": None, "RGBA": None, "I;16": None, "CMYK": "RGB",
+                "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "P": "RGBA", "PA": "RGBA"}
+
+
 def _read_pixels(path: str) -> np.ndarray:
-    # PNG through libpng (imagecodecs): Pillow, under scikit-image, reads a 16-bit RGB
-    # PNG as 8 bits without a word. Other formats through scikit-image.
-    if path.lower().endswith(".png"):
+    """The stored integers, upright, with colour as R, G, B (A)."""
+    from PIL import Image as PillowImage
+
+    try:
+        with PillowImage.open(path) as opened:  # the header only
+            orientation, mode = opened.getexif().get(0x0112, 1), opened.mode
+    except OSError:
+        if not path.lower().endswith((".png", ".tif", ".tiff")):
+            raise
+        orientation, mode = 1, None  # libpng or tifffile may still read it
+    if path.lower().endswith(".png"):  # libpng (imagecodecs): Pillow reads 16-bit RGB as 8 bits
         with open(path, "rb") as handle:
-            return imagecodecs.png_decode(handle.read())
-    return skio.imread(path)
+            array = imagecodecs.png_decode(handle.read())
+    elif path.lower().endswith((".tif", ".tiff")):  # tifffile: 16-bit colour too
+        if mode == "CMYK":
+            raise UserError(f"{path}: a CMYK TIFF; convert it to RGB")
+        array = skio.imread(path)
+    else:
+        if mode not in PILLOW_MODES:
+            raise UserError(f"{path}: unsupported colour mode {mode}; convert it to RGB or gray")
+        with PillowImage.open(path) as opened:
+            array = np.asarray(opened.convert(PILLOW_MODES[mode]) if PILLOW_MODES[mode] else opened)
+    return UPRIGHT.get(orientation, lambda a: a)(array)
 
 
 def load_image(path: str) -> Image:
-    """Read an 8- or 16-bit gray, RGB or RGBA image; alpha is dropped."""
+    """Read an 8- or 16-bit gray, RGB or RGBA image, upright as its EXIF orientation says;
+    alpha is dropped; CMYK, YCbCr and palette images are converted to RGB."""
     try:
         array = _read_pixels(path)
     except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+        if error.errno is None:  # Pillow's "cannot identify image file"
+            raise UserError(f"{path} is not a readable image (corrupt, or not the format its name says)") from None
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    except UserError:
+        raise
     except Exception:  # the decoders raise many types, with messages of many lines, for a corrupt file
         raise UserError(f"{path} is not a readable image (corrupt, or not the format its name says)") from None
     if array.dtype == np.uint8:
@@ -173,8 +205,8 @@ def check_noise_level(noise_type: str, level: float) -> None:
         raise UserError(f"--nt {noise_type}: unknown noise type; choose one of {', '.join(NOISE_TYPES)}")
     if not np.isfinite(level):
         raise UserError(f"--nl {level}: must be a finite number")
-    if noise_type in ("gauss", "poiss") and level <= 0:
-        raise UserError(f"--nl {level}: {noise_type} needs a level > 0")
+    if noise_type in ("gauss", "poiss") and not 0 < level <= 1e6:  # 1e6: noise far below one 16-bit level
+        raise UserError(f"--nl {level:g}: {noise_type} takes a level in (0, 1e6]")
     if noise_type == "saltpepper" and not 0 <= level <= 0.5:
         raise UserError(f"--nl {level}: saltpepper takes half the corruption rate, in [0, 0.5]")
     if noise_type in ("bernoulli", "impulse") and not 0 <= level < 1:
@@ -283,20 +315,29 @@ def synchronize(device: torch.device) -> None:
 # ----------------------------------------------------------------------------
 # Files written whole or not at all
 # ----------------------------------------------------------------------------
+UMASK = os.umask(0o022)  # the process's umask, read (and put back at once) for the files it writes
+os.umask(UMASK)
+
+
 def atomic_write(path: str, write) -> None:
     """write(temporary path), then rename it into place: a killed run never leaves a
     half-written file, two runs writing one file each write a temporary of their own,
-    and a failed write (a full disk) leaves nothing behind."""
+    and a failed write (a full disk) leaves nothing behind and says which file failed."""
     directory, name = os.path.split(path)
     stem, extension = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{stem}.", suffix=f".partial{extension}")
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{stem}.", suffix=f".partial{extension}")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private; the file is not
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    except BaseException as error:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if isinstance(error, OSError):
+            raise UserError(f"cannot write {path}: {error.strerror or error}") from None
         raise
 
 

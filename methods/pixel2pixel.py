@@ -17,7 +17,7 @@ import network
 import pixel_bank
 from config import CROP_TRAINING_ABOVE, INFERENCE_TILE, RETRY_SEED_STEP, TRAINING_CROP, Settings
 from methods.interface import Denoised, Method
-from utils import UserError, synchronize
+from utils import synchronize
 
 # Full-image fp32 training on a CPU peaks near 2 KB a pixel (measured: 2,047 bytes
 # between 128 x 128 and 384 x 384 RGB); with margin.
@@ -69,10 +69,7 @@ def bank_of(noisy: torch.Tensor, settings: Settings, name: str):
         offsets, distances = pixel_bank.match_offsets(noisy, settings.ws, settings.ps, entries,
                                                       settings.bank_distance, settings.bank_method)
         if path and crop is None:
-            try:
-                pixel_bank.save_cached_bank(path, key, offsets, distances)
-            except OSError as error:
-                raise UserError(f"--save {settings.save}: cannot write the bank cache ({error.strerror})") from None
+            pixel_bank.save_cached_bank(path, key, offsets, distances)
         del distances
     offsets = offsets[:settings.mm].to(noisy.device)
     if crop is None:

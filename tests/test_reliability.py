@@ -303,8 +303,9 @@ def test_time_limit_stops_between_images_with_status_75_and_the_same_command_res
 def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took():
     clock = [100.0]
     budget = pipeline.TimeBudget(10.0, clock=lambda: clock[0])
-    assert budget.allows(4)  # nothing finished: only whether time is left
-    clock[0] += 4.0
+    clock[0] += 50.0
+    assert budget.allows(4)  # nothing finished: the first batch always starts, even past the limit
+    clock[0] -= 46.0
     budget.finished(2)  # 2 s an image
     assert budget.allows(3) and not budget.allows(4)  # 4 + 6 <= 10 < 4 + 8
     assert pipeline.TimeBudget(None).allows(10 ** 6)
