@@ -58,6 +58,7 @@ def _read_pixels(path: str) -> np.ndarray:
     """The stored integers, upright, with colour as R, G, B (A)."""
     from PIL import Image as PillowImage
 
+    PillowImage.MAX_IMAGE_PIXELS = None  # the pipeline judges an image's size by the memory it needs
     try:
         with PillowImage.open(path) as opened:  # the header only
             orientation, mode = opened.getexif().get(0x0112, 1), opened.mode

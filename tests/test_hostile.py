@@ -188,3 +188,11 @@ def test_random_command_lines_end_in_a_documented_exit_never_a_traceback(tmp_pat
         assert ended.code in (0, 1, 2, 75, 130)
     finally:
         torch.set_flush_denormal(False)  # cli.run flushes subnormals process-wide; hypothesis needs them
+
+
+def test_an_image_larger_than_pillows_bomb_limit_is_read_and_judged_by_memory(tmp_path, photo, monkeypatch):
+    """Pillow refuses images above its pixel limit (179 megapixels) as decompression bombs;
+    a 20000 x 20000 PNG must reach the memory check instead (here: the limit made tiny)."""
+    monkeypatch.setattr(PillowImage, "MAX_IMAGE_PIXELS", 100)
+    utils.save_image(str(tmp_path / "big.png"), photo)
+    assert utils.load_image(str(tmp_path / "big.png")).pixels.shape == photo.shape
