@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
     add("--save", default="./bank_cache", help="pixel-bank cache folder, keyed by everything that determines a "
                                                "bank (default: ./bank_cache)")
     add("--out_image", default="./results_image",
-        help="outputs go to <out_image>/<dataset>/<setting>/ (default: ./results_image)")
+        help="outputs go to <out_image>/<dataset>/<setting>/; photos (--input) to --out_image itself "
+             "(default: ./results_image)")
     add("--ws", type=int, help=f"block-matching window size (default: {defaults['ws']})")
     add("--ps", type=int, help=f"patch size, odd (default: {defaults['ps']})")
     add("--nn", type=int, help=f"neighbours kept in the pixel bank (default: {defaults['nn']})")
