@@ -75,11 +75,11 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
     assert table_cells(text, "| kodak gauss 50")[2:5] == ["not run", "", "0/24"]
     # A column per method that ran, on the same noisy images.
     header = table_cells(text, "| setting |")
-    assert header == ["setting", "Pixel2Pixel (paper)", "pixel2pixel", "nlm"]
-    row = table_cells(text, "| gauss 25 |")
-    for column, run in ((2, ours), (3, nlm)):
-        assert row[column] == (f"{csv_mean(run.run_dir, 'psnr'):.2f} / {csv_mean(run.run_dir, 'ssim'):.4f} "
-                               "(3/24)")
+    assert header == ["setting", "Pixel2Pixel (paper)", "ZS-N2N (paper)", "ZS-HPD (paper)", "pixel2pixel", "nlm"]
+    row = dict(zip(header, table_cells(text, "| gauss 25 |")))
+    assert row["ZS-N2N (paper)"] == "29.07 / 0.7924"
+    for method, run in (("pixel2pixel", ours), ("nlm", nlm)):
+        assert row[method] == f"{csv_mean(run.run_dir, 'psnr'):.2f} / {csv_mean(run.run_dir, 'ssim'):.4f} (3/24)"
     assert {r["noisy_psnr"] for r in ours.rows} == {r["noisy_psnr"] for r in nlm.rows}
     assert "python Pixel2Pixel_syn.py --dataset kodak --nt gauss --nl 25 --out_image results/tables --method nlm" \
         in text
