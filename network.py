@@ -1,7 +1,7 @@
 """The compact CNN and its training (SPEC section 3). Hyperparameters: config.Settings."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -102,14 +102,18 @@ def _image_losses(loss: str, prediction: torch.Tensor, target: torch.Tensor, gro
 
 
 def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], description: str | None = None,
-                   channels_last: bool | None = None) -> tuple[list[Pixel2PixelNet], torch.Tensor]:
+                   channels_last: bool | None = None,
+                   observe: Callable[[int, Pixel2PixelNet], None] | None = None
+                   ) -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
     shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g]
     for network g's initialisation and sampler. Each network sees what it would see
     trained alone (same initial weights, same pseudo instances, its own loss,
     elementwise AdamW), so results match one-by-one training up to floating-point
     summation order. Returns the networks and their losses, G x max_epoch.
-    channels_last: the tensor layout; None picks the faster measured one."""
+    channels_last: the tensor layout; None picks the faster measured one. observe:
+    called with (iterations done, model) after every step, for a method that watches its
+    training (the grouped model when several train together); it must not train."""
     if settings.precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16 (config.build resolves auto), got {settings.precision!r}")
     if len(banks) != len(seeds) or not banks:
@@ -153,6 +157,8 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
             optimizer.step()
             scheduler.step()
             losses[iteration] = values.detach()
+            if observe is not None:
+                observe(iteration + 1, model)
             if progress and (iteration + 1) % 100 == 0:
                 bar.set_postfix(loss=f"{losses[iteration].mean().item():.5f}", refresh=False)
     finally:

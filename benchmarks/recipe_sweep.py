@@ -1,0 +1,215 @@
+"""The development sweep that chooses Pixel2Pixel+'s recipe, on images no table uses.
+
+    python benchmarks/recipe_sweep.py --side 128 --variants length250 length500 length1000
+    python benchmarks/recipe_sweep.py --side 256 --variants faithful plus --images astronaut rocket
+
+The development set: the centre side x side crops of eight colour photographs that
+scikit-image installs with itself, at five noise settings: gauss 25 and 50, poiss 50,
+saltpepper 0.1 (the synthetic script's settings) and 'boxgauss 25', a stand-in for real
+camera noise: Gaussian noise averaged over 2 x 2 pixels (per-pixel sigma 25), so that
+neighbouring pixels' noise is correlated, denoised with the real script's settings.
+Each image's noise is seeded by its name and the setting, as the scripts seed theirs.
+
+A variant is a Pixel2Pixel+ recipe (VARIANTS). Every training run is read out four ways
+from one network: the last or the held-out-best weights, on the noisy image or averaged
+over 8 pseudo instances; and the best weights over 0, 4, 8 and 16 pseudo instances. Its
+curve (PSNR and held-out distance every 50 iterations) goes to --curves. 'faithful' is
+the faithful method as the scripts run it. One row per (variant, noise, image), appended
+as each finishes; a rerun skips the rows already there.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cli  # noqa: E402
+import config  # noqa: E402
+import utils  # noqa: E402
+from methods import METHODS  # noqa: E402
+from methods import pixel2pixel_plus as plus  # noqa: E402
+
+PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+               "stereo_motorcycle")
+# Crop centres (row, column) other than the photograph's centre: the retina's is flat.
+CROP_CENTRES = {"retina": (560, 360)}
+NOISES = (("gauss", 25.0), ("gauss", 50.0), ("poiss", 50.0), ("saltpepper", 0.1), ("boxgauss", 25.0))
+SEED = 123  # the scripts' default seed
+READOUT_DRAWS = (0, 4, 8, 16)
+
+BASE = plus.Recipe(keep_best=False)  # the sweep reads the best weights out itself
+VARIANTS = {
+    "faithful": None,
+    # Length alone, at the faithful settings otherwise (no ensemble is in the training).
+    "length250": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=1.0),
+    "length500": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5),
+    "length1000": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.0),
+    "lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3),
+    "width48": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, width=48),
+    "sigmoid": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, out_activation="sigmoid"),
+}
+ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
+              "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
+              "precision", "device", "status"]
+CURVE_FIELDS = ["variant", "noise", "image", "side", "iteration", "psnr", "held_out_distance"]
+
+
+def development_set(side: int) -> dict[str, np.ndarray]:
+    """name -> a side x side crop around the photograph's centre (CROP_CENTRES), H x W x 3
+    floats in [0, 1]."""
+    from skimage import data as skdata
+    from skimage.util import img_as_float32
+
+    crops = {}
+    for name in PHOTOGRAPHS:
+        photograph = getattr(skdata, name)()
+        photograph = photograph[0] if isinstance(photograph, tuple) else photograph  # the stereo pair's left
+        image = img_as_float32(photograph)[:, :, :3]
+        centre_row, centre_column = CROP_CENTRES.get(name, (image.shape[0] // 2, image.shape[1] // 2))
+        top, left = centre_row - side // 2, centre_column - side // 2
+        crops[name] = np.ascontiguousarray(image[top:top + side, left:left + side])
+    return crops
+
+
+def box_gauss(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of sigma 2 * level averaged over 2 x 2 pixels: per-pixel sigma `level`
+    (on 0..255), correlated with the neighbours it shares draws with; clipped as gauss is."""
+    height, width, channels = clean.shape
+    draws = rng.standard_normal((height + 1, width + 1, channels), dtype=np.float32) * np.float32(2 * level / 255)
+    noise = (draws[:-1, :-1] + draws[1:, :-1] + draws[:-1, 1:] + draws[1:, 1:]) / 4
+    return np.clip(clean + noise, 0.0, 1.0).astype(np.float32)
+
+
+def noisy_version(clean: np.ndarray, name: str, noise: tuple[str, float]) -> np.ndarray:
+    nt, nl = noise
+    rng = np.random.default_rng(utils.image_seed(SEED, f"{name}:{nt}:{nl:g}"))
+    return box_gauss(clean, nl, rng) if nt == "boxgauss" else utils.add_noise(clean, nt, nl, rng)
+
+
+def settings_for(noise: tuple[str, float], precision: str) -> config.Settings:
+    """The script's settings: the real script's for the real-noise stand-in."""
+    nt, nl = noise
+    if nt == "boxgauss":
+        return config.build("real", precision=precision, device="cpu", no_progress=True)
+    return config.build("syn", nt, nl, precision=precision, device="cpu", no_progress=True)
+
+
+def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
+    return utils.psnr(clean, utils.to_numpy(estimate))
+
+
+def run_plus(recipe: plus.Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings,
+             name: str) -> tuple[dict, list[dict]]:
+    start = time.perf_counter()
+    bank, held_out = plus.build_bank(noisy, settings)
+    bank_seconds = time.perf_counter() - start
+    curve = []
+
+    def observe(iteration, model):
+        if iteration % 50 == 0:
+            with torch.no_grad():
+                curve.append({"iteration": iteration, "psnr": f"{score(clean, plus.network.denoise(model, noisy)):.4f}"})
+
+    start = time.perf_counter()
+    model, losses, watch = plus.train(noisy, bank, held_out, settings, recipe, name, observe)
+    train_seconds = time.perf_counter() - start
+    for point, (iteration, distance) in zip(curve, watch.history):
+        point["held_out_distance"] = f"{distance:.6e}"
+
+    def readout(draws):
+        generator = torch.Generator().manual_seed(settings.seed)
+        return score(clean, plus.ensemble_estimate(model, noisy, bank, draws, generator))
+
+    row = {"last_k0": readout(0), "last_k8": readout(8), "iterations": len(losses),
+           "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
+           "status": plus.network.training_failure(losses, plus.network.denoise(model, noisy), noisy) or "ok"}
+    best_iteration, best_distance = watch.best
+    model.load_state_dict(watch.best_state)
+    row.update({f"best_k{draws}": readout(draws) for draws in READOUT_DRAWS})
+    row.update(best_iteration=best_iteration, held_out_gain=f"{watch.identity / best_distance:.4f}")
+    row["psnr"] = row["best_k8"]
+    return row, curve
+
+
+def run_faithful(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
+    result = METHODS["pixel2pixel"].denoise(noisy, settings, name)
+    return {"psnr": score(clean, result.image), "iterations": settings.max_epoch, "status": result.status,
+            "bank_seconds": f"{result.seconds['bank']:.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
+
+
+def done_keys(path: str) -> set[tuple[str, str, str, str]]:
+    if not os.path.exists(path):
+        return set()
+    with open(path, newline="") as handle:
+        return {(row["variant"], row["noise"], row["image"], row["side"]) for row in csv.DictReader(handle)}
+
+
+def append_rows(path: str, fields: list[str], rows: list[dict]) -> None:
+    new = not os.path.exists(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.ArgumentParser("recipe_sweep.py", description=__doc__.split("\n\n")[0],
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--side", type=int, default=128, help="crop side (default 128; the choice is confirmed at 256)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), required=True)
+    parser.add_argument("--images", nargs="+", choices=PHOTOGRAPHS, help="default: all eight")
+    parser.add_argument("--noises", nargs="+", choices=[f"{nt}{nl:g}" for nt, nl in NOISES], help="default: all five")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    parser.add_argument("--out", default="results/recipe/sweep.csv", help="the rows, appended as they come")
+    parser.add_argument("--curves", default="results/recipe/curves.csv", help="each run's curve, appended")
+    args = parser.parse_args(argv)
+    if not 64 <= args.side <= 512:
+        parser.error(f"--side {args.side}: choose a side from 64 to 512")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    crops = development_set(args.side)
+    images = args.images or list(PHOTOGRAPHS)
+    noises = [noise for noise in NOISES if args.noises is None or f"{noise[0]}{noise[1]:g}" in args.noises]
+    done = done_keys(args.out)
+    for variant in args.variants:
+        for noise in noises:
+            settings = settings_for(noise, args.precision)
+            noise_name = f"{noise[0]}{noise[1]:g}"
+            for name in images:
+                if (variant, noise_name, name, str(args.side)) in done:
+                    continue
+                clean = crops[name]
+                noisy_pixels = noisy_version(clean, name, noise)
+                noisy = utils.to_tensor(noisy_pixels, torch.device("cpu"))
+                key = {"variant": variant, "noise": noise_name, "image": name, "side": args.side}
+                if VARIANTS[variant] is None:
+                    row, curve = run_faithful(clean, noisy, settings, name), []
+                else:
+                    row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name)
+                row = {**key, **row, "noisy_psnr": utils.psnr(clean, noisy_pixels), "precision": settings.precision,
+                       "device": utils.describe_device(noisy.device)}
+                row = {field: f"{value:.4f}" if isinstance(value, float) else value for field, value in row.items()}
+                append_rows(args.curves, CURVE_FIELDS, [{**key, **point} for point in curve])
+                append_rows(args.out, ROW_FIELDS, [row])
+                print(f"{variant} {noise_name} {name}: {row['psnr']} dB (noisy {row['noisy_psnr']}), "
+                      f"{float(row['train_seconds']):.0f} s", flush=True)
+    return {"skipped": []}
+
+
+if __name__ == "__main__":
+    cli.run(main)
