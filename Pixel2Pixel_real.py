@@ -34,8 +34,12 @@ def main(args=None) -> dict:
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
     settings = cli.settings(args, "real")
-    source = datasets.photos(args) if args.input is not None else datasets.real_pairs(args)
-    return pipeline.run(source, settings, args, cli.command(__file__, argv))
+    if args.input is not None:
+        source = datasets.photos(args.input, args.images)
+    else:
+        source = datasets.real_pairs(datasets.dataset_folder(args.data_path, args.dataset), args.GT, args.Noisy,
+                                     args.images)
+    return pipeline.run(source, settings, cli.run_of(args), cli.command(__file__, argv))
 
 
 if __name__ == "__main__":

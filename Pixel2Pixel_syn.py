@@ -12,30 +12,33 @@ import argparse
 import cli
 import datasets
 import pipeline
-import utils
+from noise import NOISE_TYPES, add_noise, check_noise_level
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.ArgumentParser("Pixel2Pixel_syn.py", description="Zero-shot denoising of synthetic noise "
                                 "(Pixel2Pixel, the faithful method, by default).")
     cli.add_arguments(parser, "syn", dataset="kodak")
-    parser.add_argument("--nt", default="bernoulli", choices=utils.NOISE_TYPES, help="noise type (default: bernoulli)")
+    parser.add_argument("--nt", default="bernoulli", choices=NOISE_TYPES, help="noise type (default: bernoulli)")
     parser.add_argument("--nl", type=float, default=0.2,
                         help="noise level: sigma on 0..255 for gauss, lambda for poiss, drop probability for "
                              "bernoulli, half the corruption rate for saltpepper and impulse (default: 0.2)")
     return parser.parse_args(argv)
 
 
-def main(args=None, noise=utils.add_noise) -> dict:
+def main(args=None, noise=add_noise) -> dict:
     """noise(clean, nt, nl, rng): the noise model; benchmarks/compare.py passes others."""
     argv = None if isinstance(args, argparse.Namespace) else args
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
-    utils.check_noise_level(args.nt, args.nl)
+    check_noise_level(args.nt, args.nl)
     settings = cli.settings(args, "syn")
-    if settings.method == "pixel2pixel":
-        print(f"Using --mm {settings.mm} ({'given' if args.mm is not None else f'paper rule for {args.nt} {args.nl:g}'})")
-    return pipeline.run(datasets.synthetic(args, settings.seed, noise), settings, args, cli.command(__file__, argv))
+    if settings.method == "pixel2pixel":  # the release's line
+        rule = "given" if args.mm is not None else f"paper rule for {args.nt} {args.nl:g}"
+        print(f"Using --mm {settings.params.mm} ({rule})")
+    folder = datasets.dataset_folder(args.data_path, args.dataset)
+    source = datasets.synthetic(folder, args.nt, args.nl, settings.seed, args.images, noise)
+    return pipeline.run(source, settings, cli.run_of(args), cli.command(__file__, argv))
 
 
 if __name__ == "__main__":

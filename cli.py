@@ -1,9 +1,9 @@
-"""The command line both entry scripts share: their flags, named as config.Settings'
-fields, and how a run ends (a user's mistake is one line, never a traceback)."""
+"""The command line both entry scripts share: their flags, named as the settings they
+set (config.Settings' shared ones and each method's own), and how a run ends (a user's
+mistake is one line, never a traceback)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shlex
 import signal
@@ -16,11 +16,16 @@ import sys
 # loads its OpenMP runtime; OMP_WAIT_POLICY in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import dataclasses  # noqa: E402
+import types  # noqa: E402
+import typing  # noqa: E402
+
 import torch  # noqa: E402
 
 import config  # noqa: E402
-import utils  # noqa: E402
-from config import Settings  # noqa: E402
+import datasets  # noqa: E402
+import methods  # noqa: E402
+from config import Run, Settings  # noqa: E402
 from methods import METHODS  # noqa: E402
 from utils import UserError  # noqa: E402
 
@@ -37,12 +42,36 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+def _flag(parser, name: str, item: dataclasses.Field, kind, defaults: str) -> None:
+    """One setting as a flag: default None (the method's own default applies), read as its type."""
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):  # X | None: X
+        kind = next(option for option in typing.get_args(kind) if option is not type(None))
+    extra = {}
+    if item.metadata.get("parse"):
+        extra = dict(type=item.metadata["parse"], metavar="N")
+    elif typing.get_origin(kind) is tuple:
+        extra = dict(type=typing.get_args(kind)[0], nargs="+", metavar="N")
+    elif kind is bool:
+        extra = dict(action="store_const", const=True)
+    else:
+        extra = dict(type=kind)
+    if item.metadata.get("choices"):
+        extra["choices"] = item.metadata["choices"]
+    parser.add_argument(f"--{name}", help=f"{item.metadata['help']} (default: {defaults})", **extra)
+
+
+def _default_text(method: str, preset: str, name: str) -> str:
+    value = getattr(methods.default_params(method, preset), name)
+    if value is None:
+        return methods.own_settings(method)[name].metadata["none"]
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) -> None:
-    """The release's flags with its defaults, plus ours. A denoiser flag's default is
-    None here and config.Settings' (or the preset's) in config.build: one place."""
-    defaults = {**dataclasses.asdict(Settings()), **config.PRESETS[preset]}
-    mm_default = "the paper's rule: 2 for gauss 10 and bernoulli, 4 for gauss 25, 8 otherwise; an explicit " \
-                 "value wins" if defaults["mm"] is None else defaults["mm"]
+    """The release's flags with its defaults, plus ours, then each method's own settings
+    under its name. A setting's default is None here and its method's (or the preset's)
+    in methods.settings: one place. A setting several methods have is one flag, shown
+    under the first, with each one's default."""
     add = parser.add_argument
     add("--method", default="pixel2pixel", choices=list(METHODS),
         help="the denoiser (default: pixel2pixel, the faithful method)")
@@ -55,34 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
     add("--out_image", default="./results_image",
         help="outputs go to <out_image>/<dataset>/<setting>/; photos (--input) to --out_image itself "
              "(default: ./results_image)")
-    add("--ws", type=int, help=f"block-matching window size (default: {defaults['ws']})")
-    add("--ps", type=int, help=f"patch size, odd (default: {defaults['ps']})")
-    add("--nn", type=int, help=f"neighbours kept in the pixel bank (default: {defaults['nn']})")
-    add("--mm", type=int, help=f"bank entries training draws from (default: {mm_default})")
-    add("--loss", choices=config.LOSSES, help=f"training loss (default: {defaults['loss']})"
-        + ("; the synthetic script matches patches with it too" if preset == "syn" else
-           "; patches are matched with L2 whatever it is, as released"))
     add("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
     add("--precision", default="auto", choices=config.PRECISIONS,
         help="training arithmetic: fp32 (the release's), bf16 (autocast, channels_last; refused without "
              "hardware bf16) or auto (bf16 where it is proven as good and faster, else fp32) (default: auto)")
     add("--seed", type=int, help=f"seeds the noise (with each image's name), the network initialisation and "
-                                 f"the sampler (default: {defaults['seed']}, as released)")
-    add("--max_epoch", type=int, help="training iterations per image (default: the method's own: " + ", ".join(
-        f"{name} {method.iterations}" for name, method in METHODS.items() if method.iterations) + ")")
-    add("--bank_method", choices=config.BANK_METHODS,
-        help="block matching: shift (per offset, fast, default) or unfold (the release's patch "
-             "materialisation); both give the same bank")
-    add("--max_retries", type=int, help=f"retrain an image whose training diverged or collapsed, with seed + "
-                                        f"{config.RETRY_SEED_STEP} each time (default: {defaults['max_retries']}; "
-                                        f"0 keeps the release's behaviour)")
+                                 f"the sampler (default: {Settings.seed}, as released)")
     add("--batch_images", type=int, metavar="N",
         help="train up to N images of one size at once as one grouped network, to fill a GPU; each result "
              "matches training it alone up to rounding (default: 1)")
-    add("--train_crop", metavar="N", help=f"train on random N x N crops of the pseudo instances; 0: always the "
-                                          f"whole image (the release); auto: {config.TRAINING_CROP} x "
-                                          f"{config.TRAINING_CROP} crops above {config.CROP_TRAINING_ABOVE:,} "
-                                          f"pixels (default: auto)")
     add("--shard", metavar="I/N", help="run every N-th image starting at the I-th (0 <= I < N) into its own CSV "
                                        "of the same run folder; under a Slurm job array, the task's share")
     add("--time_limit", type=float, metavar="SECONDS",
@@ -90,18 +100,68 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
              "images before it (the first always starts), then exit with status 75; the same command resumes")
     add("--threads", type=int, metavar="N", help="CPU threads (default: one a core, or OMP_NUM_THREADS)")
     add("--no_progress", action="store_true", help="hide the progress bars")
+    placed = set()
+    for method, chosen in METHODS.items():
+        names = [name for name in methods.own_settings(method) if name not in placed]
+        if not names:
+            continue
+        group = parser.add_argument_group(f"{method}'s settings (--method {method})")
+        for name in names:
+            owners = [other for other in METHODS if name in methods.own_settings(other)]
+            defaults = _default_text(method, preset, name) if len(owners) == 1 else ", ".join(
+                f"{other} {_default_text(other, preset, name)}" for other in owners)
+            hints = typing.get_type_hints(chosen.settings)
+            _flag(group, name, methods.own_settings(method)[name], hints[name], defaults)
+            placed.add(name)
+
+
+def setting_flags() -> list[str]:
+    """Every flag that is a setting: the shared ones and every method's own."""
+    return [*config.SHARED, *dict.fromkeys(name for method in METHODS for name in methods.own_settings(method))]
+
+
+def without(words: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The words of a command line without these flags and their values."""
+    kept, skipping = [], False
+    for word in words:
+        if word in flags:
+            skipping = True
+        elif not (skipping and not word.startswith("--")):
+            kept.append(word)
+            skipping = False
+    return kept
+
+
+def for_method(words: list[str]) -> list[str]:
+    """A command line less the settings its --method (the last one given; default
+    pixel2pixel) does not have: for tools that apply one list of flags to runs of
+    several methods."""
+    positions = [index for index, word in enumerate(words[:-1]) if word == "--method"]
+    method = words[positions[-1] + 1] if positions else "pixel2pixel"
+    if method not in METHODS:
+        return words  # methods.settings names the mistake
+    foreign = {name for other in METHODS for name in methods.own_settings(other)} - set(methods.own_settings(method))
+    return without(words, tuple(f"--{name}" for name in sorted(foreign)))
 
 
 def settings(args: argparse.Namespace, preset: str) -> Settings:
-    """The run's settings from the flags (checked once, in config.build); applies --threads."""
+    """The run's settings from the flags (checked once, in methods.settings); applies --threads."""
     if args.time_limit is not None and not args.time_limit > 0:
         raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
     if args.threads is not None:
         if not 1 <= args.threads <= 1024:
             raise UserError(f"--threads {args.threads}: must be between 1 and 1024")
         torch.set_num_threads(args.threads)
-    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(Settings) if hasattr(args, field.name)}
-    return config.build(preset, **flags)  # the synthetic script's --nt and --nl are settings too
+    values = {name: getattr(args, name) for name in setting_flags() if hasattr(args, name)}
+    values["no_progress"] = args.no_progress or None
+    values.pop("nt", None), values.pop("nl", None)  # the synthetic script's --nt and --nl are the noise
+    return methods.settings(args.method, preset, getattr(args, "nt", None), getattr(args, "nl", None), **values)
+
+
+def run_of(args: argparse.Namespace) -> Run:
+    """What the run is besides its settings: where it writes and how its work is split."""
+    return Run(out_image=args.out_image, dataset=args.dataset, shard=datasets.parse_shard(args.shard),
+               time_limit=args.time_limit)
 
 
 def command(script_path: str, argv: list[str] | None) -> str:
@@ -118,7 +178,7 @@ def _interrupt(signum, frame):
 def run(main) -> None:
     """Run an entry script's main and turn its outcome into an exit status."""
     signal.signal(signal.SIGTERM, _interrupt)
-    utils.flush_subnormals()  # before any tensor operation starts the worker threads
+    config.flush_subnormals()  # before any tensor operation starts the worker threads
     try:
         summary = main()
     except UserError as error:

@@ -3,7 +3,6 @@ image), GT/ + Noisy/ pairs of real noise, or your own photos (no clean reference
 the bundled sample; shards of a listing."""
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -13,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 import utils
+from noise import add_noise, image_seed
 from utils import Image, UserError
 
 SAMPLE_DATASET = "sample"
@@ -91,29 +91,29 @@ def make_sample_dataset(folder: str) -> None:
         shutil.rmtree(building, ignore_errors=True)
 
 
-def dataset_folder(args: argparse.Namespace) -> str:
-    folder = os.path.join(args.data_path, args.dataset)
-    if args.dataset == SAMPLE_DATASET and not os.path.isdir(folder):
+def dataset_folder(data_path: str, dataset: str) -> str:
+    """<data_path>/<dataset>, made first when it is the sample and not there yet."""
+    folder = os.path.join(data_path, dataset)
+    if dataset == SAMPLE_DATASET and not os.path.isdir(folder):
         try:
             make_sample_dataset(folder)
         except OSError as error:
-            raise UserError(f"--data_path {args.data_path}: cannot create the sample dataset there "
+            raise UserError(f"--data_path {data_path}: cannot create the sample dataset there "
                             f"({error.strerror})") from None
     return folder
 
 
-def synthetic(args: argparse.Namespace, seed: int, noise=utils.add_noise) -> Source:
-    """Clean images with noise --nt at level --nl. Each image's noise is seeded by the
-    run's seed and its own name only, so every method and every subset sees the same
-    noisy image. noise(clean, nt, nl, rng): the noise model, a hook for studies of others."""
-    folder = dataset_folder(args)
-
+def synthetic(folder: str, nt: str, nl: float, seed: int, only: list[str] | None = None,
+              noise=add_noise) -> Source:
+    """The clean images of a folder with noise nt at level nl. Each image's noise is seeded
+    by the run's seed and its own name only, so every method and every subset sees the
+    same noisy image. noise(clean, nt, nl, rng): the noise model, a hook for studies of others."""
     def read(name: str) -> tuple[Image, Image]:
         clean = utils.load_image(os.path.join(folder, name))
-        rng = np.random.default_rng(utils.image_seed(seed, name))
-        return Image(noise(clean.pixels, args.nt, args.nl, rng), clean.bit_depth), clean
+        rng = np.random.default_rng(image_seed(seed, name))
+        return Image(noise(clean.pixels, nt, nl, rng), clean.bit_depth), clean
 
-    return Source(folder, list_images(folder, only=args.images), read, noise_words(args.nt, args.nl))
+    return Source(folder, list_images(folder, only=only), read, noise_words(nt, nl))
 
 
 def noise_words(nt: str, nl: float) -> list[str]:
@@ -121,35 +121,33 @@ def noise_words(nt: str, nl: float) -> list[str]:
     return [nt, f"{nl:g}"]
 
 
-def real_pairs(args: argparse.Namespace) -> Source:
-    """GT/ and Noisy/ folders holding the same file names."""
-    folder = dataset_folder(args)
-    gt_folder, noisy_folder = os.path.join(folder, args.GT), os.path.join(folder, args.Noisy)
-    names = list_images(noisy_folder, "--Noisy", args.images)
-    unpaired = sorted(set(names) ^ set(list_images(gt_folder, "--GT", args.images)))
+def real_pairs(folder: str, gt: str = "GT", noisy: str = "Noisy", only: list[str] | None = None) -> Source:
+    """The folders gt/ and noisy/ of a dataset folder, holding the same file names."""
+    gt_folder, noisy_folder = os.path.join(folder, gt), os.path.join(folder, noisy)
+    names = list_images(noisy_folder, "--Noisy", only)
+    unpaired = sorted(set(names) ^ set(list_images(gt_folder, "--GT", only)))
     if unpaired:
         where = noisy_folder if unpaired[0] in names else gt_folder
         raise UserError(f"{len(unpaired)} file(s) lack a partner of the same name, e.g. {unpaired[0]} in {where}; "
-                        f"{args.GT}/ and {args.Noisy}/ need the same names")
+                        f"{gt}/ and {noisy}/ need the same names")
 
     def read(name: str) -> tuple[Image, Image]:
-        noisy = utils.load_image(os.path.join(noisy_folder, name))
+        noisy_image = utils.load_image(os.path.join(noisy_folder, name))
         clean = utils.load_image(os.path.join(gt_folder, name))
-        if noisy.pixels.shape != clean.pixels.shape:
-            raise SkippedImage(f"{name}: {args.GT} is {clean.pixels.shape[:2]} x {clean.pixels.shape[2]} "
-                               f"but {args.Noisy} is {noisy.pixels.shape[:2]} x {noisy.pixels.shape[2]}")
-        return noisy, clean
+        if noisy_image.pixels.shape != clean.pixels.shape:
+            raise SkippedImage(f"{name}: {gt} is {clean.pixels.shape[:2]} x {clean.pixels.shape[2]} "
+                               f"but {noisy} is {noisy_image.pixels.shape[:2]} x {noisy_image.pixels.shape[2]}")
+        return noisy_image, clean
 
     return Source(folder, names, read, ["real"])
 
 
-def photos(args: argparse.Namespace) -> Source:
+def photos(path: str, only: list[str] | None = None) -> Source:
     """--input: one photo, or the images of a folder; no clean reference."""
-    path = args.input
     if os.path.isfile(path):
         folder, names = os.path.dirname(path) or ".", [os.path.basename(path)]
     elif os.path.isdir(path):
-        folder, names = path, list_images(path, "--input", args.images)
+        folder, names = path, list_images(path, "--input", only)
     else:
         raise UserError(f"--input {path}: no such file or folder")
     return Source(folder, names, lambda name: (utils.load_image(os.path.join(folder, name)), None), photos=True)

@@ -1,4 +1,5 @@
-"""The compact CNN and its training (SPEC section 3). Hyperparameters: config.Settings."""
+"""The compact CNN and its training (SPEC section 3). Hyperparameters: methods/pixel2pixel.py's
+Pixel2PixelSettings (`params` here; any object with its fields will do)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -24,20 +25,20 @@ class Pixel2PixelNet(nn.Module):
     network g is initialised from generator[g] exactly as a lone network from that
     generator would be, and nothing mixes between groups."""
 
-    def __init__(self, channels: int, settings: Settings = Settings(),
-                 generator: torch.Generator | Sequence[torch.Generator] | None = None, groups: int = 1):
+    def __init__(self, channels: int, params, generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                 groups: int = 1):
         super().__init__()
         generators = list(generator) if isinstance(generator, (list, tuple)) else [generator] * groups
         if len(generators) != groups:
             raise ValueError(f"{groups} groups need {groups} generators, got {len(generators)}")
-        self.settings, self.channels, self.groups = settings, channels, groups
-        width = settings.width
+        self.params, self.channels, self.groups = params, channels, groups
+        width = params.width
         convs = [nn.Conv2d(groups * channels, groups * width, 3, padding=1, groups=groups)]
         convs += [nn.Conv2d(groups * width, groups * width, 3, padding=1, groups=groups)
-                  for _ in range(settings.depth)]
+                  for _ in range(params.depth)]
         self.hidden = nn.ModuleList(convs)
         self.head = nn.Conv2d(groups * width, groups * channels, 1, groups=groups)
-        self.act = nn.LeakyReLU(settings.negative_slope, inplace=True)
+        self.act = nn.LeakyReLU(params.negative_slope, inplace=True)
         with torch.no_grad():
             for conv in [*self.hidden, self.head]:
                 # G*out x in x k x k: rows [g*out, (g+1)*out) belong to network g.
@@ -53,11 +54,11 @@ class Pixel2PixelNet(nn.Module):
         # 1x1 convolution to C channels, a small part of the work.
         with torch.autocast(x.device.type, enabled=False):
             x = self.head(x.float())
-        return torch.sigmoid(x) if self.settings.out_activation == "sigmoid" else x
+        return torch.sigmoid(x) if self.params.out_activation == "sigmoid" else x
 
     def single(self, group: int) -> "Pixel2PixelNet":
         """Network `group` of a grouped network, as a lone network on the same device."""
-        lone = Pixel2PixelNet(self.channels, self.settings).to(self.head.weight.device)
+        lone = Pixel2PixelNet(self.channels, self.params).to(self.head.weight.device)
         with torch.no_grad():
             for mine, theirs in zip([*self.hidden, self.head], [*lone.hidden, lone.head]):
                 theirs.weight.copy_(mine.weight.chunk(self.groups, dim=0)[group])
@@ -73,11 +74,11 @@ def uses_channels_last(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or device.type == "cpu"
 
 
-def make_optimizer(model: nn.Module, settings: Settings):
-    """AdamW (default weight decay) at settings.lr, multiplied by lr_gamma at each milestone."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(settings.lr_milestones),
-                                                     gamma=settings.lr_gamma)
+def make_optimizer(model: nn.Module, params):
+    """AdamW (default weight decay) at params.lr, multiplied by lr_gamma at each milestone."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(params.lr_milestones),
+                                                     gamma=params.lr_gamma)
     return optimizer, scheduler
 
 
@@ -115,21 +116,22 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
     called with (iterations done, model) after every step, for a method that watches its
     training (the grouped model when several train together); it must not train."""
     if settings.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16 (config.build resolves auto), got {settings.precision!r}")
+        raise ValueError(f"precision must be fp32 or bf16 (config.shared resolves auto), got {settings.precision!r}")
     if len(banks) != len(seeds) or not banks:
         raise ValueError(f"need one seed per bank, got {len(banks)} banks and {len(seeds)} seeds")
     if len({(tuple(bank.shape), bank.device) for bank in banks}) != 1:
         raise ValueError("banks trained together must share shape and device")
-    groups, device, iterations = len(banks), banks[0].device, settings.max_epoch
+    params = settings.params
+    groups, device, iterations = len(banks), banks[0].device, params.max_epoch
     fast = settings.precision == "bf16"
     # Initialise on the CPU from generators of their own: the same weights on every device.
     init_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    model = Pixel2PixelNet(banks[0].shape[1], settings, generator=init_generators, groups=groups).to(device)
+    model = Pixel2PixelNet(banks[0].shape[1], params, generator=init_generators, groups=groups).to(device)
     if channels_last is None:
         channels_last = uses_channels_last(settings.precision, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = make_optimizer(model, settings)
+    optimizer, scheduler = make_optimizer(model, params)
     sampler_generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     # Kept on the device: reading a loss every iteration would force a host sync.
     losses = torch.empty(iterations, groups, device=device)
@@ -151,7 +153,7 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
                 noisy_input = noisy_input.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
                 prediction = model(noisy_input)
-            values = _image_losses(settings.loss, prediction, noisy_target, groups)  # fp32: the head is fp32
+            values = _image_losses(params.loss, prediction, noisy_target, groups)  # fp32: the head is fp32
             optimizer.zero_grad(set_to_none=True)
             values.sum().backward()
             optimizer.step()
@@ -179,7 +181,7 @@ def denoise(model: Pixel2PixelNet, noisy: torch.Tensor, tile: int | None = None)
         return torch.clamp(model(noisy[None]), 0.0, 1.0)[0]
     # Each 3x3 convolution sees one more pixel around: the output at a pixel depends on
     # the input within this distance, so tiles overlapping by it infer exactly the whole.
-    margin = 1 + model.settings.depth
+    margin = 1 + model.params.depth
     output = torch.empty_like(noisy)
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
@@ -200,8 +202,9 @@ COLLAPSE_MEAN_SHIFT = 0.1
 
 
 def training_failure(losses: torch.Tensor, denoised: torch.Tensor, noisy: torch.Tensor) -> str | None:
-    """Why this training run failed, or None: a non-finite loss or output, or an
-    output channel collapsed to a constant far from the input (C x H x W tensors)."""
+    """Why this training run failed (one of interface.FAILURES), or None: a non-finite
+    loss or output, or an output channel collapsed to a constant far from the input
+    (C x H x W tensors)."""
     if not torch.isfinite(losses).all():
         return "non-finite loss"
     if not torch.isfinite(denoised).all():

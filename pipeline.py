@@ -4,7 +4,6 @@ is read and checked before any work; finished images are not redone; images of o
 size can be denoised together; --shard and --time_limit split the work."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -15,9 +14,10 @@ import numpy as np
 import torch
 
 import datasets
+import methods
 import runs
 import utils
-from config import Settings
+from config import Run, Settings, describe_device
 from datasets import SkippedImage, Source
 from methods import METHODS, Denoised
 from utils import UserError
@@ -108,12 +108,15 @@ def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, resu
     panels = [noisy_pixels, denoised] + ([] if clean is None else [clean.pixels])
     utils.save_image(f"{stem}_compare.png", utils.side_by_side(panels))
     if result.losses is not None:
-        utils.save_loss_curve(stem, result.losses.numpy(), f"{name}: {settings.loss} loss, {settings.precision}")
+        utils.save_loss_curve(stem, result.losses.numpy(), f"{name}: {settings.method} training loss, {settings.precision}")
+    method = METHODS[settings.method]  # its own columns
     row = {"image": name, "psnr": "", "ssim": "", "noisy_psnr": "", **result.fields,
-           "seconds": f"{sum(result.seconds.values()):.2f}", "device": utils.describe_device(result.image.device),
-           "precision": settings.precision, "attempts": result.attempts, "status": result.status}
-    for stage in ("bank", "train"):
-        row[f"{stage}_seconds"] = f"{result.seconds[stage]:.2f}" if stage in result.seconds else ""
+           "seconds": f"{sum(result.seconds.values()):.2f}", "device": describe_device(result.image.device),
+           "precision": settings.precision, "attempts": result.attempts,
+           "status": result.status}
+    for stage, seconds in result.seconds.items():
+        if f"{stage}_seconds" in method.csv_fields:
+            row[f"{stage}_seconds"] = f"{seconds:.2f}"
     if clean is None:
         utils.save_image(f"{stem}_denoised.png", utils.quantize(denoised, noisy.bit_depth, rounding=True))
         print(f"Denoised {name} in {row['seconds']} seconds: {stem}_denoised.png", flush=True)
@@ -145,26 +148,28 @@ def denoise_batch(batch: list[tuple[str, utils.Image, utils.Image | None]], sett
     return rows
 
 
-def run_folder(args: argparse.Namespace, settings: Settings, noise: list[str]) -> str:
+def run_folder(run: Run, settings: Settings, noise: list[str]) -> str:
     """<out_image>/<dataset>/<tag>: the tag names the noise, then what of the method's
     settings changes its results."""
-    return os.path.join(args.out_image, args.dataset, "_".join(noise + METHODS[settings.method].tag(settings)))
+    return os.path.join(run.out_image, run.dataset, "_".join(noise + methods.folder_words(settings)))
 
 
-def run(source: Source, settings: Settings, args: argparse.Namespace, command: str) -> dict:
+def run(source: Source, settings: Settings, run: Run, command: str) -> dict:
     """Denoise the source's images into their run folder (run_folder), or --out_image
     itself for photos. Images with a row in any results CSV of the folder are not redone
     (a CSV alone resumes a run, on another machine too). Prints the release's average
     line over every image of this run (this shard) that has a row."""
-    run_dir = args.out_image if source.photos else run_folder(args, settings, source.noise)
-    tag = os.path.basename(run_folder(args, settings, source.noise))
-    shard = datasets.parse_shard(args.shard)
-    names = datasets.shard_names(source.names, shard)
+    run_dir = run.out_image if source.photos else run_folder(run, settings, source.noise)
+    tag = os.path.basename(run_folder(run, settings, source.noise))
+    names = datasets.shard_names(source.names, run.shard)
     for folder, flag in ((run_dir, "--out_image"), (settings.save, "--save")):
         if folder:
             check_writable(folder, flag)
-    runs.prepare_run_dir(run_dir, {"tag": tag, "max_retries": settings.max_retries}, vars(args), command)
-    results = runs.ResultsCSV(os.path.join(run_dir, runs.results_csv_name(shard)))
+    identity = {"tag": tag, **METHODS[settings.method].identity(settings)}
+    runs.prepare_run_dir(run_dir, identity, {"run": dataclasses.asdict(run), "settings": runs.plain(settings)},
+                         command)
+    results = runs.ResultsCSV(os.path.join(run_dir, runs.results_csv_name(run.shard)),
+                              runs.csv_fields(METHODS[settings.method].csv_fields))
     print(f"Denoising {len(names)} image(s) of {source.folder} with {settings.method} ({tag}) on "
           f"{settings.device}, {settings.precision}", flush=True)
     usable, skipped = check_images(source, names, settings)
@@ -173,7 +178,7 @@ def run(source: Source, settings: Settings, args: argparse.Namespace, command: s
     if others and any(name not in finished for name in usable):
         print(f"Note: this run folder holds rows made in {', '.join(sorted(others))}; new rows are made in "
               f"{settings.precision} (every row records its precision)", flush=True)
-    rows, waiting, budget = [], {}, TimeBudget(args.time_limit)
+    rows, waiting, budget = [], {}, TimeBudget(run.time_limit)
     to_do = [name for name in usable if name not in finished]
 
     def run_batch(batch: list) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import io
 import json
@@ -15,11 +16,22 @@ import sys
 
 import torch
 
+from methods.interface import STATUSES
 from utils import UserError, atomic_write_text
 
-CSV_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "seconds", "bank_seconds", "train_seconds", "bank_cached",
-              "device", "precision", "train_crop", "attempts", "status"]
-STATUSES = ("ok", "non-finite loss", "non-finite output", "collapsed output")  # network.training_failure's
+# Every method's columns; a method's own (Method.csv_fields) go between the two.
+FIRST_FIELDS = ["image", "psnr", "ssim", "noisy_psnr", "seconds"]
+LAST_FIELDS = ["device", "precision", "attempts", "status"]
+SHARED_FIELDS = FIRST_FIELDS + LAST_FIELDS
+
+
+def csv_fields(own: tuple[str, ...] = ()) -> list[str]:
+    return FIRST_FIELDS + list(own) + LAST_FIELDS
+
+
+def plain(settings) -> dict:
+    """Settings as JSON can hold them (the method's own nested)."""
+    return dataclasses.asdict(settings)
 
 
 def results_csv_name(shard: tuple[int, int] | None) -> str:
@@ -36,7 +48,7 @@ def _number_or_empty(text: str) -> bool:
 
 
 def read_rows(path: str) -> list[dict]:
-    """The complete rows of a results CSV, with every field of CSV_FIELDS ('' where an
+    """The complete rows of a results CSV: its columns, and every shared one ('' where an
     older version wrote none). A row that is cut short or damaged (edited by hand, a
     foreign tool) is left out with a warning, so that its image runs again."""
     try:
@@ -56,7 +68,7 @@ def read_rows(path: str) -> list[dict]:
         complete = None not in row and None not in row.values() and row["image"] and (
             not has_status or row["status"] in STATUSES)
         if complete and all(_number_or_empty(row.get(name) or "") for name in ("psnr", "ssim", "seconds")):
-            rows.append({name: row.get(name) or "" for name in CSV_FIELDS})
+            rows.append({**row, **{name: "" for name in SHARED_FIELDS if not row.get(name)}})
         else:
             print(f"warning: {path}: ignoring a damaged row (line {reader.line_num}); its image runs again",
                   file=sys.stderr, flush=True)
@@ -78,8 +90,8 @@ class ResultsCSV:
     is read again, the row added and the file replaced whole, so neither a killed run nor
     two processes writing into one run folder lose a row."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, fields: list[str]):
+        self.path, self.fields = path, fields
         if os.path.exists(path) and not os.path.isfile(path):
             raise UserError(f"{path} is not a file; remove it or use another --out_image")
 
@@ -89,8 +101,10 @@ class ResultsCSV:
             fcntl.flock(folder, fcntl.LOCK_EX)
             rows = read_rows(self.path) if os.path.exists(self.path) else []
             rows = [old for old in rows if old["image"] != row["image"]] + [row]
+            # The file's own columns first, in its order: an older run's CSV keeps its shape.
+            fields = list(dict.fromkeys([*(name for old in rows[:-1] for name in old), *self.fields, *row]))
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", restval="")
             writer.writeheader()
             writer.writerows(rows)
             atomic_write_text(self.path, buffer.getvalue())
@@ -106,7 +120,8 @@ def prepare_run_dir(run_dir: str, identity: dict, arguments: dict, command: str)
     with contextlib.suppress(OSError, ValueError, AttributeError):
         with open(info_path) as handle:
             stored = json.load(handle).get("identity")
-    if stored is not None and stored != identity:
+    # Only what this version names must match: an older identity may hold more.
+    if stored is not None and any(stored.get(key, value) != value for key, value in identity.items()):
         raise UserError(f"--out_image: {run_dir} holds results made with other settings ({stored}); "
                         f"use another --out_image or remove that folder")
     try:

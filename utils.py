@@ -1,15 +1,13 @@
-"""Image I/O, noise models, metrics, seeding, devices and atomic files.
+"""Image I/O (files written whole or not at all) and the metrics.
 
-Everything here is shared by both entry scripts. Images travel through the
+Everything here is shared by every script. Images travel through the
 project as float32 numpy arrays H x W x C in [0, 1] together with the bit depth
 they were stored at (8 or 16), so that outputs can be written back at that depth.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import platform
 import tempfile
 from dataclasses import dataclass
 
@@ -20,7 +18,6 @@ from skimage import io as skio
 from skimage.metrics import structural_similarity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-NOISE_TYPES = ("gauss", "poiss", "saltpepper", "bernoulli", "impulse")
 
 
 class UserError(Exception):
@@ -192,54 +189,6 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# Seeds and noise
-# ----------------------------------------------------------------------------
-def image_seed(run_seed: int, image_name: str) -> int:
-    """A seed for one image's noise that depends only on the run seed and the image's
-    name, so any subset of a dataset, in any order, gets the same noise."""
-    digest = hashlib.sha256(f"{run_seed}:{image_name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
-
-
-def check_noise_level(noise_type: str, level: float) -> None:
-    if noise_type not in NOISE_TYPES:
-        raise UserError(f"--nt {noise_type}: unknown noise type; choose one of {', '.join(NOISE_TYPES)}")
-    if not np.isfinite(level):
-        raise UserError(f"--nl {level}: must be a finite number")
-    if noise_type in ("gauss", "poiss") and not 0 < level <= 1e6:  # 1e6: noise far below one 16-bit level
-        raise UserError(f"--nl {level:g}: {noise_type} takes a level in (0, 1e6]")
-    if noise_type == "saltpepper" and not 0 <= level <= 0.5:
-        raise UserError(f"--nl {level}: saltpepper takes half the corruption rate, in [0, 0.5]")
-    if noise_type in ("bernoulli", "impulse") and not 0 <= level < 1:
-        raise UserError(f"--nl {level}: {noise_type} takes a probability in [0, 1)")
-
-
-def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator) -> np.ndarray:
-    """SPEC section 1. Noise is drawn for every element (each channel of each pixel);
-    the result stays float and is not rounded to 8 bits. Levels: check_noise_level."""
-    shape = clean.shape
-    if noise_type == "gauss":  # level = sigma on the 0..255 scale
-        noisy = np.clip(clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0), 0.0, 1.0)
-    elif noise_type == "poiss":  # level = lambda; deliberately not clipped, as released
-        noisy = rng.poisson(level * clean.astype(np.float64)) / level
-    elif noise_type == "saltpepper":  # level = half the corruption rate
-        u = rng.random(shape, dtype=np.float32)
-        noisy = clean.copy()
-        noisy[u < level] = 0.0
-        noisy[u > 1 - level] = 1.0
-    elif noise_type == "bernoulli":  # level = drop probability
-        u = rng.random(shape, dtype=np.float32)
-        noisy = clean * (u > level)
-    elif noise_type == "impulse":  # level = half the corruption rate, replaced by uniform values
-        u = rng.random(shape, dtype=np.float32)
-        values = rng.random(shape, dtype=np.float32)
-        noisy = np.where(u < level, values, clean)
-    else:
-        raise ValueError(f"unknown noise type {noise_type!r}")
-    return np.ascontiguousarray(noisy, dtype=np.float32)
-
-
-# ----------------------------------------------------------------------------
 # Metrics (defined once; SPEC section 4)
 # ----------------------------------------------------------------------------
 def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
@@ -263,54 +212,6 @@ def ssim(clean_integers: np.ndarray, estimate_integers: np.ndarray, max_value: i
     channel_axis = -1 if clean_integers.ndim == 3 else None
     return float(structural_similarity(clean_integers, estimate_integers,
                                        data_range=max_value, channel_axis=channel_axis))
-
-
-# ----------------------------------------------------------------------------
-# Devices
-# ----------------------------------------------------------------------------
-def resolve_device(name: str | None) -> torch.device:
-    """'auto' (or None): CUDA when present, else CPU."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type != "cpu":
-        raise UserError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
-def flush_subnormals() -> bool:
-    """Make CPU arithmetic treat subnormal floats (below 1.2e-38) as zero, for this
-    thread and the worker threads it starts later. A network collapsing on a dark image
-    (the sigmoid driven to 0) fills its activations and gradients with them, and x86
-    CPUs compute those in microcode: fp32 training of McMaster 8.png ran 150 iterations
-    in 471 s instead of 36. Worker threads copy the setting only when created, so
-    an entry script calls this before its first tensor operation. Returns whether the
-    CPU supports it."""
-    return torch.set_flush_denormal(True)
-
-
-def describe_device(device: torch.device) -> str:
-    """For result rows: the GPU's name, or the CPU with its threads and vector unit
-    (which sets its speed: bf16 is fast only with AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    vector_unit = "AMX" if probe and probe() else torch.backends.cpu.get_cpu_capability()
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {vector_unit})"
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so wall-clock timings measure the work itself."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ SCRIPTS = {"Pixel2Pixel_syn.py": Pixel2Pixel_syn, "Pixel2Pixel_real.py": Pixel2P
 
 def unclipped(clean: np.ndarray, nt: str, nl: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise left outside [0, 1], in case a paper did not clip (the release does);
-    the same draws as utils.add_noise."""
+    the same draws as noise.add_noise."""
     if nt != "gauss":
         raise UserError("--noise unclipped: only for --nt gauss")
     return (clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(nl / 255.0)).astype(np.float32)
@@ -70,18 +70,6 @@ def parse_variant(text: str) -> tuple[str, list[str], str | None]:
     return name, words, hook
 
 
-def without(words: list[str], flags: tuple[str, ...]) -> list[str]:
-    """The words of a command line without these flags and their values."""
-    kept, skipping = [], False
-    for word in words:
-        if word in flags:
-            skipping = True
-        elif not (skipping and not word.startswith("--")):
-            kept.append(word)
-            skipping = False
-    return kept
-
-
 def base_command(run_dir: str) -> tuple[str, list[str]]:
     """The script and the flags that made the run, less those naming which images, where
     outputs go and how the work was split."""
@@ -92,7 +80,7 @@ def base_command(run_dir: str) -> tuple[str, list[str]]:
         raise UserError(f"{run_dir}: not a run folder (no readable run.json)") from None
     if len(words) < 2 or words[1] not in SCRIPTS:
         raise UserError(f"{run_dir}: run.json's command is not one of {', '.join(SCRIPTS)}")
-    return words[1], without(words[2:], ("--images", "--out_image", "--shard", "--time_limit", "--input"))
+    return words[1], cli.without(words[2:], ("--images", "--out_image", "--shard", "--time_limit", "--input"))
 
 
 def write_report(path: str, rows: list[dict]) -> None:
@@ -134,6 +122,7 @@ def main(argv=None) -> dict:
         base = base_rows[image]
         for name, flags, hook in variants:
             argv = [*base_flags, *data_path, *flags, "--images", image, "--out_image", os.path.join(args.out, name)]
+            argv = cli.for_method(argv)  # a variant of another method drops the base's settings it lacks
             script = SCRIPTS[script_name]
             if hook and script is not Pixel2Pixel_syn:
                 raise UserError(f"--variant {name}: --noise is for synthetic noise (Pixel2Pixel_syn.py) only")

@@ -34,9 +34,11 @@ sys.path.insert(0, ROOT)
 
 import cli  # noqa: E402
 import config  # noqa: E402
+import methods  # noqa: E402
 import utils  # noqa: E402
 from methods import METHODS  # noqa: E402
 from methods import pixel2pixel_plus as plus  # noqa: E402
+from noise import add_noise, image_seed  # noqa: E402
 
 PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
                "stereo_motorcycle")
@@ -91,16 +93,16 @@ def box_gauss(clean: np.ndarray, level: float, rng: np.random.Generator) -> np.n
 
 def noisy_version(clean: np.ndarray, name: str, noise: tuple[str, float]) -> np.ndarray:
     nt, nl = noise
-    rng = np.random.default_rng(utils.image_seed(SEED, f"{name}:{nt}:{nl:g}"))
-    return box_gauss(clean, nl, rng) if nt == "boxgauss" else utils.add_noise(clean, nt, nl, rng)
+    rng = np.random.default_rng(image_seed(SEED, f"{name}:{nt}:{nl:g}"))
+    return box_gauss(clean, nl, rng) if nt == "boxgauss" else add_noise(clean, nt, nl, rng)
 
 
 def settings_for(noise: tuple[str, float], precision: str) -> config.Settings:
     """The script's settings: the real script's for the real-noise stand-in."""
     nt, nl = noise
     if nt == "boxgauss":
-        return config.build("real", precision=precision, device="cpu", no_progress=True)
-    return config.build("syn", nt, nl, precision=precision, device="cpu", no_progress=True)
+        return methods.settings(precision=precision, device="cpu", no_progress=True)
+    return methods.settings("pixel2pixel", "syn", nt, nl, precision=precision, device="cpu", no_progress=True)
 
 
 def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
@@ -142,7 +144,7 @@ def run_plus(recipe: plus.Recipe, clean: np.ndarray, noisy: torch.Tensor, settin
 
 def run_faithful(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
     result = METHODS["pixel2pixel"].denoise(noisy, settings, name)
-    return {"psnr": score(clean, result.image), "iterations": settings.max_epoch, "status": result.status,
+    return {"psnr": score(clean, result.image), "iterations": settings.params.max_epoch, "status": result.status,
             "bank_seconds": f"{result.seconds['bank']:.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
 
 
@@ -202,7 +204,7 @@ def main(argv=None) -> None:
                 else:
                     row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name)
                 row = {**key, **row, "noisy_psnr": utils.psnr(clean, noisy_pixels), "precision": settings.precision,
-                       "device": utils.describe_device(noisy.device)}
+                       "device": config.describe_device(noisy.device)}
                 row = {field: f"{value:.4f}" if isinstance(value, float) else value for field, value in row.items()}
                 append_rows(args.curves, CURVE_FIELDS, [{**key, **point} for point in curve])
                 append_rows(args.out, ROW_FIELDS, [row])

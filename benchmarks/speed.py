@@ -29,11 +29,13 @@ sys.path.insert(0, ROOT)
 
 import cli  # noqa: E402
 import config  # noqa: E402
+import methods  # noqa: E402
 import network  # noqa: E402
 import pixel_bank  # noqa: E402
 import utils  # noqa: E402
 from methods import METHODS  # noqa: E402
-from methods.pixel2pixel import bank_of  # noqa: E402
+from methods.pixel2pixel import INFERENCE_TILE, bank_of  # noqa: E402
+from noise import add_noise  # noqa: E402
 
 
 def noisy_image(height: int, width: int, image: str | None = None) -> torch.Tensor:
@@ -43,7 +45,7 @@ def noisy_image(height: int, width: int, image: str | None = None) -> torch.Tens
     clean = utils.load_image(image).pixels if image else skdata.astronaut()[100:356, 100:356].astype(np.float32) / 255
     reps = (-(-height // clean.shape[0]), -(-width // clean.shape[1]), 1)
     tiled = np.tile(np.concatenate([clean, clean[::-1]], 0), reps)[:height, :width]  # mirrored, no seams across rows
-    noisy = utils.add_noise(np.ascontiguousarray(tiled), "gauss", 25, np.random.default_rng(0))
+    noisy = add_noise(np.ascontiguousarray(tiled), "gauss", 25, np.random.default_rng(0))
     return utils.to_tensor(noisy, torch.device("cpu"))
 
 
@@ -58,7 +60,7 @@ def measured(task, *arguments) -> dict:
 
 
 def _peak(task, arguments) -> dict:
-    utils.flush_subnormals()
+    config.flush_subnormals()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = task(*arguments)
     return {**result, "peak MiB": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}
@@ -73,7 +75,7 @@ def bank_task(size: int, method: str) -> dict:
 
 def train_task(precision: str, images: int, iterations: int, channels_last: bool | None = None,
                size: int = 256) -> dict:
-    chosen = config.Settings(precision=precision, max_epoch=iterations, no_progress=True)
+    chosen = methods.settings(precision=precision, max_epoch=iterations, no_progress=True, device="cpu")
     banks = [noisy_image(size, size)[None].repeat(4, 1, 1, 1) + 0.01 * index for index in range(images)]
     network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)  # warm-up
     start = time.perf_counter()
@@ -82,23 +84,25 @@ def train_task(precision: str, images: int, iterations: int, channels_last: bool
 
 
 def photo_task(height: int, width: int, iterations: int, precision: str) -> dict:
-    settings = config.build("real", max_epoch=iterations, precision=precision, no_progress=True)
+    settings = methods.settings(max_epoch=iterations, precision=precision, no_progress=True, device="cpu")
     noisy = noisy_image(height, width)
     start = time.perf_counter()
     bank, _, _ = bank_of(noisy, settings, "photo.png")
     matched = time.perf_counter()
-    network.train_network(bank, dataclasses.replace(settings, max_epoch=1))  # warm-up: kernels are picked
+    warm_up = dataclasses.replace(settings, params=dataclasses.replace(settings.params, max_epoch=1))
+    network.train_network(bank, warm_up)  # kernels are picked
     warm = time.perf_counter()
     model, _ = network.train_network(bank, settings)
     trained = time.perf_counter()
-    network.denoise(model, noisy, config.INFERENCE_TILE)
+    network.denoise(model, noisy, INFERENCE_TILE)
     return {"bank s": matched - start, "train s (3000 it.)": (trained - warm) / iterations * 3000,
             "inference s": time.perf_counter() - trained}
 
 
 def method_task(method: str, image: str | None, iterations: int) -> dict:
     noisy = noisy_image(256, 256, image)
-    settings = config.build("syn", "gauss", 25, method=method, max_epoch=iterations, no_progress=True)
+    trained = {"max_epoch": iterations} if "max_epoch" in methods.own_settings(method) else {}
+    settings = methods.settings(method, "syn", "gauss", 25, no_progress=True, device="cpu", **trained)
     start = time.perf_counter()
     METHODS[method].denoise(noisy, settings, "image")
     return {"seconds": time.perf_counter() - start}
@@ -162,7 +166,7 @@ def main(argv=None) -> dict:
                 competitor.terminate()
     threads = torch.get_num_threads()
     lines = [f"{args.what}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-             f"{torch.__version__}, {threads} threads, {utils.describe_device(torch.device('cpu'))}"]
+             f"{torch.__version__}, {threads} threads, {config.describe_device(torch.device('cpu'))}"]
     first = rows[0][1]
     for label, values in rows:
         ratio = next(iter(values.values())) / next(iter(first.values()))

@@ -12,6 +12,7 @@ classic non-learned baseline. It assumes additive white Gaussian noise of a know
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import bm3d as bm3d_package
 import numpy as np
@@ -24,6 +25,11 @@ from methods.interface import Denoised, Method
 from utils import to_numpy, to_tensor
 
 NOISE_TYPES = ("gauss", "poiss")  # synthetic noise it applies to; real noise too (no --nt)
+
+
+@dataclass(frozen=True)
+class BM3DSettings:
+    """None of its own: the bm3d package's profile, and the noise level as described above."""
 
 
 def anscombe(counts: np.ndarray) -> np.ndarray:
@@ -72,5 +78,5 @@ def check_image(height: int, width: int, channels: int, settings: Settings) -> i
     return 40 * 8 * height * width * channels  # float64 copies: its groups of blocks and their aggregation
 
 
-METHOD = Method(denoise=denoise, tag=lambda settings: ["bm3d", f"seed{settings.seed}"], check_image=check_image,
-                noise_types=NOISE_TYPES)
+METHOD = Method(settings=BM3DSettings, denoise=denoise, tag=lambda settings: ["bm3d", f"seed{settings.seed}"],
+                check_image=check_image, noise_types=NOISE_TYPES, precisions=())

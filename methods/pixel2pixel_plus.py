@@ -27,9 +27,8 @@ import torch
 
 import network
 import pixel_bank
-from config import Settings
+from config import Settings, synchronize
 from methods.interface import Denoised
-from utils import synchronize
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,9 @@ def training_settings(settings: Settings, recipe: Recipe, height: int, width: in
     """The faithful training loop's settings for this recipe and image size."""
     length = iterations_for(height, width, recipe)
     milestones = tuple(round(length * fraction) for fraction in (1 / 2, 2 / 3, 5 / 6))
-    return dataclasses.replace(settings, max_epoch=length, lr=recipe.lr, width=recipe.width,
-                               lr_milestones=milestones, out_activation=recipe.out_activation)
+    params = dataclasses.replace(settings.params, max_epoch=length, lr=recipe.lr, width=recipe.width,
+                                 lr_milestones=milestones, out_activation=recipe.out_activation)
+    return dataclasses.replace(settings, params=params)
 
 
 @torch.no_grad()
@@ -107,10 +107,11 @@ class HeldOutWatch:
 
 def build_bank(noisy: torch.Tensor, settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
     """(training entries mm x C x H x W, held-out entries (nn - mm) x C x H x W)."""
-    offsets, _ = pixel_bank.match_offsets(noisy, settings.ws, settings.ps, settings.nn, settings.bank_distance,
-                                          settings.bank_method)
+    params = settings.params
+    offsets, _ = pixel_bank.match_offsets(noisy, params.ws, params.ps, params.nn, params.bank_distance,
+                                          params.bank_method)
     entries = pixel_bank.gather_bank(noisy, offsets.to(noisy.device))  # nn x C x H x W
-    return entries[:settings.mm], entries[settings.mm:]
+    return entries[:params.mm], entries[params.mm:]
 
 
 def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, settings: Settings, recipe: Recipe,

@@ -91,7 +91,7 @@ def run_dir(cell: Cell, tables: str, flags: list[str]) -> str:
     args = SCRIPTS[cell.script].parse_args([*cell.argv(tables), "--device", "cpu", *flags])
     settings = cli.settings(args, cell.script)
     noise = ["real"] if cell.script == "real" else datasets.noise_words(args.nt, args.nl)
-    return pipeline.run_folder(args, settings, noise)
+    return pipeline.run_folder(cli.run_of(args), settings, noise)
 
 
 @dataclass
@@ -104,10 +104,11 @@ class CellRun:
 
 
 def cell_run(cell: Cell, method: str, tables: str = TABLES, flags: tuple[str, ...] = ()) -> CellRun | None:
-    """The cell's run by `method` with the scripts' defaults, or with these flags; None
-    before any row, and where the flags do not suit the cell (--nn 8 with real noise's mm 20)."""
+    """The cell's run by `method` with the scripts' defaults, or with these flags (those
+    it has); None before any row, and where the flags do not suit the cell (--nn 8 with
+    real noise's mm 20)."""
     try:
-        folder = run_dir(cell, tables, ["--method", method, *flags])
+        folder = run_dir(cell, tables, cli.for_method([*flags, "--method", method]))
     except UserError:
         return None
     rows = sorted(runs.finished_rows(folder).values(), key=lambda row: row["image"])

@@ -18,3 +18,12 @@ def build_bank(noisy, ws, ps, nn, distance="L2", method="shift"):
 def read_rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def pixel2pixel_settings(preset="real", nt=None, nl=None, **changes):
+    """Pixel2Pixel's settings as the scripts build them, fp32 on the CPU without progress
+    bars unless changed: any of its own settings or the shared ones."""
+    import methods
+
+    return methods.settings("pixel2pixel", preset, nt, nl,
+                            **{"precision": "fp32", "device": "cpu", "no_progress": True, **changes})

@@ -9,6 +9,7 @@ import config
 import methods
 import Pixel2Pixel_syn
 import runs
+import noise as noise_models
 import utils
 from helpers import SMALL
 from methods import bm3d, zsn2n
@@ -22,7 +23,7 @@ QUICK = {"zsn2n": dict(max_epoch=300), "nlm": {}, "bm3d": {}}
 def test_each_baseline_beats_its_noisy_input(method, noise):
     clean = skdata.astronaut()[100:164, 180:244].astype(np.float32) / 255
     rng = np.random.default_rng(4)
-    noisy = utils.add_noise(clean, *noise, rng) if noise else \
+    noisy = noise_models.add_noise(clean, *noise, rng) if noise else \
         np.clip(clean + rng.normal(0, 0.06, clean.shape), 0, 1).astype(np.float32)  # "real": level unknown
     denoised = methods.denoise(noisy, method=method, noise=noise, device="cpu", no_progress=True, **QUICK[method])
     assert utils.psnr(clean, denoised) > utils.psnr(clean, noisy) + 1.0
@@ -30,23 +31,24 @@ def test_each_baseline_beats_its_noisy_input(method, noise):
 
 @pytest.mark.parametrize("method", ["bm3d", "nlm", "zsn2n"])
 def test_every_method_sees_the_same_noisy_image(tmp_path, clean_dataset, method):
-    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25", "--max_epoch", "2",
-            *SMALL, "--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out")]
-    reference = runs.finished_rows(Pixel2Pixel_syn.main([*argv, "--seed", "123"])["run_dir"])
-    summary = Pixel2Pixel_syn.main([*argv, "--method", method])
+    argv = ["--data_path", str(clean_dataset), "--dataset", "tiny", "--nt", "gauss", "--nl", "25", "--device", "cpu",
+            "--no_progress", "--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out")]
+    reference = runs.finished_rows(Pixel2Pixel_syn.main([*argv, *SMALL, "--max_epoch", "2"])["run_dir"])
+    short = ["--max_epoch", "2"] if method == "zsn2n" else []
+    summary = Pixel2Pixel_syn.main([*argv, "--method", method, *short])
     rows = runs.finished_rows(summary["run_dir"])
     for image in ("gray.png", "rgb.png"):
         assert rows[image]["noisy_psnr"] == reference[image]["noisy_psnr"]
         saved = utils.load_image(f"{summary['run_dir']}/{image[:-4]}_noisy.png").pixels
-        rng = np.random.default_rng(utils.image_seed(123, image))
+        rng = np.random.default_rng(noise_models.image_seed(123, image))
         clean = utils.load_image(str(clean_dataset / "tiny" / image)).pixels
-        np.testing.assert_array_equal(utils.quantize(saved), utils.quantize(utils.add_noise(clean, "gauss", 25, rng)))
+        np.testing.assert_array_equal(utils.quantize(saved), utils.quantize(noise_models.add_noise(clean, "gauss", 25, rng)))
 
 
 @pytest.mark.parametrize("nt", ["saltpepper", "bernoulli", "impulse"])
 def test_bm3d_refuses_noise_it_does_not_model(nt):
     with pytest.raises(UserError, match=f"--method bm3d does not apply to --nt {nt}"):
-        config.build("syn", nt, 0.1, method="bm3d")
+        methods.settings("bm3d", "syn", nt, 0.1)
 
 
 @pytest.mark.parametrize("mean", [0.0, 0.05, 0.3, 1.0, 4.0, 20.0, 70.0])
@@ -71,6 +73,6 @@ def test_zsn2n_is_the_papers_network_and_downsampler():
 
 
 def test_zsn2n_trains_its_papers_length_unless_told():
-    assert config.build(method="zsn2n").max_epoch == zsn2n.ITERATIONS == 2000
-    assert config.build(method="zsn2n", max_epoch=7).max_epoch == 7
-    assert config.build().max_epoch == 3000  # Pixel2Pixel's
+    assert methods.settings("zsn2n").params.max_epoch == zsn2n.ZSN2NSettings.max_epoch == 2000
+    assert methods.settings("zsn2n", max_epoch=7).params.max_epoch == 7
+    assert methods.settings().params.max_epoch == 3000  # Pixel2Pixel's

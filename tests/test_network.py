@@ -2,15 +2,12 @@ import pytest
 import torch
 
 import config
+import methods
 import network
-from config import Settings
+from helpers import pixel2pixel_settings as settings
 from utils import UserError
 
-SYN = Settings(out_activation="sigmoid", loss="L1", no_progress=True)  # the synthetic script's network
-
-
-def settings(**changes):
-    return Settings(no_progress=True, **changes)
+SYN = settings(out_activation="sigmoid", loss="L1").params  # the synthetic script's network
 
 
 def parameters(model):
@@ -40,14 +37,14 @@ def test_output_activation(channels):
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         squashed = network.Pixel2PixelNet(channels, SYN, generator=generator)(x)
-        raw = network.Pixel2PixelNet(channels, settings(), generator=torch.Generator().manual_seed(0))(x)
+        raw = network.Pixel2PixelNet(channels, settings().params, generator=torch.Generator().manual_seed(0))(x)
     assert squashed.shape == raw.shape == x.shape
     assert squashed.min() > 0 and squashed.max() < 1
     torch.testing.assert_close(squashed, torch.sigmoid(raw))
 
 
 def test_learning_rate_schedule():
-    optimizer, scheduler = network.make_optimizer(torch.nn.Linear(2, 1), Settings())  # tiny: the schedule is what counts
+    optimizer, scheduler = network.make_optimizer(torch.nn.Linear(2, 1), settings().params)  # tiny: the schedule is what counts
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["weight_decay"] == 0.01
     rates = []
@@ -169,7 +166,7 @@ def test_auto_precision_is_fp32_unless_proven_and_bf16_needs_hardware(monkeypatc
     with pytest.raises(UserError, match="no native bf16"):
         config.resolve_precision("bf16", cpu)
     with pytest.raises(UserError, match="choose one of"):
-        config.build(precision="fp16")
+        methods.settings(precision="fp16")
 
 
 @pytest.mark.skipif(not config.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")

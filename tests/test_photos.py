@@ -9,7 +9,9 @@ import pytest
 
 import Pixel2Pixel_real
 import config
+import methods
 import utils
+from methods import pixel2pixel
 from methods.pixel2pixel import training_crop
 from helpers import ROOT, read_rows
 from utils import UserError
@@ -71,19 +73,19 @@ def test_missing_input_is_a_user_error(tmp_path):
 
 @pytest.mark.parametrize("text,expected", [("auto", None), ("0", 0), ("256", 256)])
 def test_train_crop_values(text, expected):
-    assert config.parse_train_crop(text) == expected
+    assert pixel2pixel.parse_train_crop(text) == expected
 
 
 @pytest.mark.parametrize("text", ["-1", "8", "big"])
 def test_bad_train_crop(text):
     with pytest.raises(UserError, match="--train_crop"):
-        config.parse_train_crop(text)
+        methods.settings(train_crop=pixel2pixel.parse_train_crop(text))
 
 
 def test_crop_rule():
     assert training_crop(256, 256, None) is None  # the paper's images: whole-image training
     assert training_crop(500, 500, None) is None  # McMaster frames too
-    assert training_crop(3000, 4000, None) == config.TRAINING_CROP
+    assert training_crop(3000, 4000, None) == pixel2pixel.TRAINING_CROP
     assert training_crop(3000, 4000, 0) is None
     assert training_crop(200, 300, 256) == 256
     assert training_crop(200, 250, 256) is None  # the crop holds the whole image

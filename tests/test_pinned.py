@@ -16,6 +16,7 @@ from skimage import data as skdata
 
 import config
 import methods
+import noise as noise_models
 import utils
 
 from helpers import ROOT, read_rows
@@ -51,7 +52,8 @@ def denoise(noisy, preset, precision):
     flags = dict(ws=10, ps=3, nn=8, mm=4, max_epoch=20, device="cpu", no_progress=True)
     if precision == "fp32" or config.bf16_supported(torch.device("cpu")):
         return methods.denoise(noisy, noise=noise, precision=precision, **flags)
-    settings = dataclasses.replace(config.build(preset, *(noise or (None, None)), **flags), precision="bf16")
+    settings = dataclasses.replace(methods.settings("pixel2pixel", preset, *(noise or (None, None)), **flags),
+                                   precision="bf16")
     tensor = utils.to_tensor(noisy, torch.device("cpu"))
     return utils.to_numpy(methods.METHODS["pixel2pixel"].denoise(tensor, settings, "rgb.png").image)
 
@@ -61,8 +63,8 @@ def denoise(noisy, preset, precision):
 def test_the_faithful_method_gives_the_recorded_output(preset, precision):
     noisy = ARRAYS[f"{preset}_{precision}_noisy"]
     if preset == "syn":  # the noise itself is pinned too: seeded by the run seed and the image name
-        rng = np.random.default_rng(utils.image_seed(123, "rgb.png"))
-        assert np.array_equal(utils.add_noise(images()["syn"], "gauss", 25, rng), noisy)
+        rng = np.random.default_rng(noise_models.image_seed(123, "rgb.png"))
+        assert np.array_equal(noise_models.add_noise(images()["syn"], "gauss", 25, rng), noisy)
     assert_pinned(f"{preset}_{precision}", denoise(noisy, preset, precision), precision)
 
 

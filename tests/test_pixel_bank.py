@@ -4,7 +4,9 @@ import torch
 
 import config
 import pixel_bank
+import noise as noise_models
 import utils
+from methods import pixel2pixel
 from helpers import build_bank
 from utils import UserError
 
@@ -56,7 +58,7 @@ def assert_same_bank(bank, distances, image, ws, ps, nn, distance, rtol=1e-4, at
     np.testing.assert_allclose(bank.numpy()[mask], want_v[mask], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", config.BANK_METHODS)
+@pytest.mark.parametrize("method", pixel2pixel.BANK_METHODS)
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("distance", ["L1", "L2"])
 @pytest.mark.parametrize("ws,ps,size", [(6, 3, (13, 17)), (7, 3, (12, 9)), (5, 5, (11, 14))])
@@ -153,7 +155,7 @@ def test_shift_equals_unfold_with_exact_ties_and_many_neighbours(distance):
     """Salt-and-pepper noise on a flat image: many patches are identical (exact ties),
     and nn = 100 of ws*ws = 144 candidates."""
     clean = np.full((40, 50, 3), 0.5, np.float32)
-    noisy = utils.add_noise(clean, "saltpepper", 0.1, np.random.default_rng(2))
+    noisy = noise_models.add_noise(clean, "saltpepper", 0.1, np.random.default_rng(2))
     image = utils.to_tensor(noisy, "cpu")
     shift = pixel_bank.match_offsets(image, 12, 3, 100, distance, "shift")
     unfold = pixel_bank.match_offsets(image, 12, 3, 100, distance, "unfold")

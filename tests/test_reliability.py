@@ -18,10 +18,10 @@ import Pixel2Pixel_syn
 import cli
 import config
 import pipeline
+import noise as noise_models
 import utils
-from config import Settings
 from methods import pixel2pixel
-from helpers import ROOT, SMALL, read_rows, build_bank
+from helpers import ROOT, SMALL, read_rows, build_bank, pixel2pixel_settings
 from utils import UserError
 
 RESULT_COLUMNS = ["image", "psnr", "ssim", "noisy_psnr", "attempts", "status"]
@@ -117,18 +117,18 @@ def test_gt_and_noisy_of_other_sizes_are_skipped(tmp_path, real_dataset):
 
 
 def test_the_memory_an_image_needs_counts_block_matching_and_training():
-    real = Settings()  # the real script's nn 100, mm 20
+    real = pixel2pixel_settings()  # the real script's nn 100, mm 20
     # 20000 x 20000 trains on crops, but matching its mm = 20 entries alone takes 64 GB.
     assert pixel2pixel.check_image(20000, 20000, 3, real) > 20000 * 20000 * 20 * 8
     # A small image trains whole: about 2.5 KB a pixel, more with more images at once.
     small = pixel2pixel.check_image(256, 256, 3, real)
-    assert 256 * 256 * 2500 < small < pixel2pixel.check_image(256, 256, 3, Settings(batch_images=4))
+    assert 256 * 256 * 2500 < small < pixel2pixel.check_image(256, 256, 3, pixel2pixel_settings(batch_images=4))
     # Matching every nn entry of a whole-trained image counts when it outweighs training.
-    assert pixel2pixel.check_image(500, 500, 3, Settings(ws=100, nn=5000)) > 500 * 500 * 5000 * 8
+    assert pixel2pixel.check_image(500, 500, 3, pixel2pixel_settings(ws=100, nn=5000)) > 500 * 500 * 5000 * 8
 
 
 def test_image_too_large_for_memory_is_refused_up_front(tmp_path, clean_dataset, monkeypatch):
-    settings = config.build("syn", "gauss", 25, ws=10, ps=3, nn=8, device="cpu")
+    settings = pixel2pixel_settings("syn", "gauss", 25, ws=10, ps=3, nn=8)
     needed = {"gray.png": pixel2pixel.check_image(36, 40, 1, settings),
               "rgb.png": pixel2pixel.check_image(40, 44, 3, settings)}
     assert needed["gray.png"] < needed["rgb.png"]
@@ -199,7 +199,7 @@ def test_failed_training_is_retried_with_another_seed(tmp_path, clean_dataset, m
     monkeypatch.setattr(network, "train_networks", first_attempt_diverges)
     summary = Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "rgb.png"))
     (row,) = read_rows(summary["csv"])
-    assert seeds == [123, 123 + config.RETRY_SEED_STEP]
+    assert seeds == [123, 123 + pixel2pixel.RETRY_SEED_STEP]
     assert row["attempts"] == "2" and row["status"] == "ok"
     assert "training with seed 123 gave a non-finite loss; retrying with seed 1123" in capsys.readouterr().err
 
@@ -208,13 +208,13 @@ def test_a_real_collapse_is_detected():
     """On this dark image the sigmoid output of the release's training collapses to
     black for some seeds (here 1123) and not for others (123)."""
     clean = skdata.camera()[100:136, 200:240, None].astype(np.float32) / 255
-    noisy = utils.add_noise(clean, "gauss", 25, np.random.default_rng(utils.image_seed(123, "dark.png")))
+    noisy = noise_models.add_noise(clean, "gauss", 25, np.random.default_rng(noise_models.image_seed(123, "dark.png")))
     image = utils.to_tensor(noisy, "cpu")
     bank, _ = build_bank(image, 10, 3, 4, "L1")
     verdicts = {}
     for seed in (123, 1123):
-        model, losses = network.train_network(bank, Settings(loss="L1", out_activation="sigmoid", max_epoch=150,
-                                                             no_progress=True), seed)
+        model, losses = network.train_network(bank, pixel2pixel_settings(loss="L1", out_activation="sigmoid",
+                                                                         max_epoch=150), seed)
         verdicts[seed] = network.training_failure(losses, network.denoise(model, image), image)
     assert verdicts == {123: None, 1123: "collapsed output"}
 

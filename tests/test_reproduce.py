@@ -55,7 +55,8 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
              "--save", str(tmp_path / "cache")]
     reproduce.main(["run", "kodak_gauss25", "--shard", "0/2", *flags])
     reproduce.main(["run", "kodak_gauss25", "--shard", "1/2", *flags])
-    reproduce.main(["run", "kodak_gauss25", "kodak_gauss50", "--method", "nlm", *flags])
+    reproduce.main(["run", "kodak_gauss25", "kodak_gauss50", "--method", "nlm", "--data_path", str(tiny_kodak),
+                    "--tables", tables, "--device", "cpu", "--no_progress"])
     capsys.readouterr()
     project_readme = tmp_path / "README.md"
     project_readme.write_text(f"# top\n\n{reproduce.TABLE_START}\nold\n{reproduce.TABLE_END}\n\n## after\n")

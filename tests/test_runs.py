@@ -8,12 +8,12 @@ from utils import UserError
 
 
 def row(image, psnr="30.0", status="ok"):
-    return {**{field: "" for field in runs.CSV_FIELDS}, "image": image, "psnr": psnr, "status": status}
+    return {**{field: "" for field in runs.csv_fields()}, "image": image, "psnr": psnr, "status": status}
 
 
 def test_results_csv_keeps_rows_and_replaces_reruns(tmp_path):
     path = str(tmp_path / "results.csv")
-    results = runs.ResultsCSV(path)
+    results = runs.ResultsCSV(path, runs.csv_fields())
     for image, psnr in (("a", "1"), ("b", "2"), ("a", "3")):
         results.add(row(image, psnr))
     assert [(r["image"], r["psnr"]) for r in runs.read_rows(path)] == [("b", "2"), ("a", "3")]
@@ -21,7 +21,7 @@ def test_results_csv_keeps_rows_and_replaces_reruns(tmp_path):
 
 
 def add_rows(path, images):
-    results = runs.ResultsCSV(path)
+    results = runs.ResultsCSV(path, runs.csv_fields())
     for image in images:
         results.add(row(image))
 
@@ -40,8 +40,8 @@ def test_two_processes_writing_one_results_csv_lose_no_row(tmp_path):
 @pytest.mark.parametrize("damage", ["psnr", "cut", "utf8", "status"])
 def test_a_damaged_row_is_left_out_with_a_warning_and_the_rest_kept(tmp_path, capsys, damage):
     path = tmp_path / "results.csv"
-    runs.ResultsCSV(str(path)).add(row("a"))
-    runs.ResultsCSV(str(path)).add(row("b"))
+    runs.ResultsCSV(str(path), runs.csv_fields()).add(row("a"))
+    runs.ResultsCSV(str(path), runs.csv_fields()).add(row("b"))
     text = path.read_bytes()
     if damage == "psnr":
         text = text.replace(b"b,30.0", b"b,thirty")
@@ -66,4 +66,4 @@ def test_an_old_csv_without_a_status_column_is_read(tmp_path):
 def test_a_results_csv_that_is_a_folder_is_a_user_error(tmp_path):
     os.makedirs(tmp_path / "results.csv")
     with pytest.raises(UserError, match="not a file"):
-        runs.ResultsCSV(str(tmp_path / "results.csv"))
+        runs.ResultsCSV(str(tmp_path / "results.csv"), runs.csv_fields())

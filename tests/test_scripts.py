@@ -11,9 +11,13 @@ import torch
 
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
+import cli
 import config
 import datasets
+import noise as noise_models
+import runs
 import utils
+from methods import pixel2pixel
 from helpers import ROOT, SMALL, read_rows
 from utils import UserError
 
@@ -52,8 +56,8 @@ def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, le
         saved_ints = utils.quantize(saved.pixels)
         assert utils.ssim(utils.quantize(clean.pixels), saved_ints) == pytest.approx(float(row["ssim"]), abs=1e-6)
         noisy_saved = utils.load_image(os.path.join(run_dir, f"{name}_noisy.png"))
-        rng = np.random.default_rng(utils.image_seed(123, f"{name}.png"))
-        expected_noisy = utils.add_noise(clean.pixels, noise_type, level, rng)
+        rng = np.random.default_rng(noise_models.image_seed(123, f"{name}.png"))
+        expected_noisy = noise_models.add_noise(clean.pixels, noise_type, level, rng)
         np.testing.assert_array_equal(utils.quantize(noisy_saved.pixels), utils.quantize(expected_noisy))
 
     # run.json names the script command that reruns this run, whoever called main().
@@ -61,7 +65,9 @@ def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, le
         info = json.load(handle)
     words = shlex.split(info["command"])
     assert words[:2] == ["python", "Pixel2Pixel_syn.py"] and words[2:] == argv
-    assert vars(Pixel2Pixel_syn.parse_args(words[2:])) == info["arguments"]
+    rebuilt = cli.settings(Pixel2Pixel_syn.parse_args(words[2:]), "syn")
+    assert json.loads(json.dumps(runs.plain(rebuilt))) == info["arguments"]["settings"]
+    assert info["arguments"]["settings"]["params"]["mm"] == (4 if noise_type == "gauss" else 8)  # the rule, applied
 
 
 def test_syn_rerun_same_result_from_cache_and_subset_same_noise(tmp_path, clean_dataset):
@@ -90,9 +96,9 @@ def test_syn_mm_rule_and_explicit_mm(tmp_path, clean_dataset, capsys):
     assert "Using --mm 8 (paper rule for poiss 50)" in capsys.readouterr().out
     Pixel2Pixel_syn.main(base + ["--nt", "gauss", "--nl", "25", "--mm", "3"])
     assert "Using --mm 3 (given)" in capsys.readouterr().out
-    assert config.paper_mm("bernoulli", 0.5) == 2
-    assert config.paper_mm("gauss", 25) == 4
-    assert config.paper_mm("impulse", 0.1) == 8
+    assert pixel2pixel.paper_mm("bernoulli", 0.5) == 2
+    assert pixel2pixel.paper_mm("gauss", 25) == 4
+    assert pixel2pixel.paper_mm("impulse", 0.1) == 8
 
 
 def test_real_end_to_end(tmp_path, real_dataset, capsys):

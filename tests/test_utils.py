@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+import noise as noise_models
+import config
 import utils
 from utils import UserError
 
@@ -10,7 +12,7 @@ SHAPE = (200, 200, 3)
 
 def noisy_of(noise_type, level, clean_value=0.5, seed=0):
     clean = np.full(SHAPE, clean_value, dtype=np.float32)
-    return clean, utils.add_noise(clean, noise_type, level, np.random.default_rng(seed))
+    return clean, noise_models.add_noise(clean, noise_type, level, np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("sigma", [10, 25, 50])
@@ -72,11 +74,11 @@ def test_noise_is_independent_per_channel(noise_type, level):
 
 
 def test_image_seed_depends_on_run_seed_and_name_only():
-    assert utils.image_seed(123, "kodim01.png") == utils.image_seed(123, "kodim01.png")
-    assert utils.image_seed(123, "kodim01.png") != utils.image_seed(123, "kodim02.png")
-    assert utils.image_seed(123, "kodim01.png") != utils.image_seed(124, "kodim01.png")
+    assert noise_models.image_seed(123, "kodim01.png") == noise_models.image_seed(123, "kodim01.png")
+    assert noise_models.image_seed(123, "kodim01.png") != noise_models.image_seed(123, "kodim02.png")
+    assert noise_models.image_seed(123, "kodim01.png") != noise_models.image_seed(124, "kodim01.png")
     clean = np.full((8, 8, 3), 0.5, dtype=np.float32)
-    draw = lambda name: utils.add_noise(clean, "gauss", 25, np.random.default_rng(utils.image_seed(1, name)))
+    draw = lambda name: noise_models.add_noise(clean, "gauss", 25, np.random.default_rng(noise_models.image_seed(1, name)))
     first = draw("a.png")
     draw("b.png")  # another image in between must not change a.png's noise
     np.testing.assert_array_equal(first, draw("a.png"))
@@ -86,7 +88,7 @@ def test_image_seed_depends_on_run_seed_and_name_only():
                                               ("bernoulli", 1.0), ("impulse", -0.1), ("speckle", 0.1)])
 def test_noise_level_out_of_range_is_a_user_error(noise_type, level):
     with pytest.raises(UserError):
-        utils.check_noise_level(noise_type, level)
+        noise_models.check_noise_level(noise_type, level)
 
 
 def test_psnr_known_value_and_shape_check():
@@ -143,12 +145,12 @@ def test_load_image_corrupt_file_is_a_user_error(tmp_path):
 
 
 def test_resolve_device(monkeypatch):
-    assert utils.resolve_device("cpu").type == "cpu"
+    assert config.resolve_device("cpu").type == "cpu"
     for present in (True, False):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: present)
-        assert utils.resolve_device("auto").type == ("cuda" if present else "cpu")
-        assert utils.resolve_device(None).type == ("cuda" if present else "cpu")
+        assert config.resolve_device("auto").type == ("cuda" if present else "cpu")
+        assert config.resolve_device(None).type == ("cuda" if present else "cpu")
     with pytest.raises(UserError):
-        utils.resolve_device("tpu")
+        config.resolve_device("tpu")
     with pytest.raises(UserError):
-        utils.resolve_device("not a device")
+        config.resolve_device("not a device")
