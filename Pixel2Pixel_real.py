@@ -29,17 +29,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(args=None) -> dict:
+def main(args=None, budget=None) -> dict:
+    """budget: a pipeline.TimeBudget shared with other runs (results/reproduce.py's)."""
     argv = None if isinstance(args, argparse.Namespace) else args
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
-    settings = cli.settings(args, "real")
+    settings, run = cli.settings(args, "real"), cli.run_of(args)
     if args.input is not None:
         source = datasets.photos(args.input, args.images)
     else:
         source = datasets.real_pairs(datasets.dataset_folder(args.data_path, args.dataset), args.GT, args.Noisy,
                                      args.images)
-    return pipeline.run(source, settings, cli.run_of(args), cli.command(__file__, argv))
+    return pipeline.run(source, settings, run, cli.command(__file__, argv), budget)
 
 
 if __name__ == "__main__":

@@ -26,19 +26,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(args=None, noise=add_noise) -> dict:
-    """noise(clean, nt, nl, rng): the noise model; benchmarks/compare.py passes others."""
+def main(args=None, noise=add_noise, budget=None) -> dict:
+    """noise(clean, nt, nl, rng): the noise model; benchmarks/compare.py passes others.
+    budget: a pipeline.TimeBudget shared with other runs (results/reproduce.py's)."""
     argv = None if isinstance(args, argparse.Namespace) else args
     if not isinstance(args, argparse.Namespace):
         args = parse_args(args)
     check_noise_level(args.nt, args.nl)
-    settings = cli.settings(args, "syn")
+    settings, run = cli.settings(args, "syn"), cli.run_of(args)
     if settings.method == "pixel2pixel":  # the release's line
         rule = "given" if args.mm is not None else f"paper rule for {args.nt} {args.nl:g}"
         print(f"Using --mm {settings.params.mm} ({rule})")
     folder = datasets.dataset_folder(args.data_path, args.dataset)
     source = datasets.synthetic(folder, args.nt, args.nl, settings.seed, args.images, noise)
-    return pipeline.run(source, settings, cli.run_of(args), cli.command(__file__, argv))
+    return pipeline.run(source, settings, run, cli.command(__file__, argv), budget)
 
 
 if __name__ == "__main__":

@@ -146,8 +146,6 @@ def for_method(words: list[str]) -> list[str]:
 
 def settings(args: argparse.Namespace, preset: str) -> Settings:
     """The run's settings from the flags (checked once, in methods.settings); applies --threads."""
-    if args.time_limit is not None and not args.time_limit > 0:
-        raise UserError(f"--time_limit {args.time_limit:g}: must be a positive number of seconds")
     if args.threads is not None:
         if not 1 <= args.threads <= 1024:
             raise UserError(f"--threads {args.threads}: must be between 1 and 1024")

@@ -7,7 +7,6 @@ Field names are the command-line flags' names (--seed is `seed` everywhere)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import platform
 import types
@@ -127,6 +126,10 @@ class Run:
     dataset: str = "kodak"  # names the run folder
     shard: tuple[int, int] | None = None  # (I, N): every N-th image from the I-th, into its own CSV
     time_limit: float | None = None  # seconds: start no image that would end later
+
+    def __post_init__(self):
+        if self.time_limit is not None and not self.time_limit > 0:  # NaN too
+            raise UserError(f"--time_limit {self.time_limit:g}: must be a positive number of seconds")
 
 
 # ----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = N
     would overwrite each other)."""
     if not os.path.isdir(folder):
         raise UserError(f"{flag}: folder {folder} does not exist; check --data_path and --dataset, or fetch the "
-                        f"benchmark sets with: python data/download.py kodak mcmaster polyu "
+                        f"benchmark sets with: python -m data.download kodak mcmaster polyu "
                         f"(--dataset {SAMPLE_DATASET} runs offline)")
     names = []
     for name in sorted(os.listdir(folder)):

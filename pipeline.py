@@ -154,11 +154,12 @@ def run_folder(run: Run, settings: Settings, noise: list[str]) -> str:
     return os.path.join(run.out_image, run.dataset, "_".join(noise + methods.folder_words(settings)))
 
 
-def run(source: Source, settings: Settings, run: Run, command: str) -> dict:
+def run(source: Source, settings: Settings, run: Run, command: str, budget: TimeBudget | None = None) -> dict:
     """Denoise the source's images into their run folder (run_folder), or --out_image
     itself for photos. Images with a row in any results CSV of the folder are not redone
     (a CSV alone resumes a run, on another machine too). Prints the release's average
-    line over every image of this run (this shard) that has a row."""
+    line over every image of this run (this shard) that has a row. budget: a time budget
+    shared with other runs (results/reproduce.py's cells); else run.time_limit's own."""
     run_dir = run.out_image if source.photos else run_folder(run, settings, source.noise)
     tag = os.path.basename(run_folder(run, settings, source.noise))
     names = datasets.shard_names(source.names, run.shard)
@@ -178,7 +179,9 @@ def run(source: Source, settings: Settings, run: Run, command: str) -> dict:
     if others and any(name not in finished for name in usable):
         print(f"Note: this run folder holds rows made in {', '.join(sorted(others))}; new rows are made in "
               f"{settings.precision} (every row records its precision)", flush=True)
-    rows, waiting, budget = [], {}, TimeBudget(run.time_limit)
+    rows, waiting = [], {}
+    budget = budget or TimeBudget(run.time_limit)
+    images_before = budget.images
     to_do = [name for name in usable if name not in finished]
 
     def run_batch(batch: list) -> bool:
@@ -213,8 +216,9 @@ def run(source: Source, settings: Settings, run: Run, command: str) -> dict:
             stopped = not run_batch(waiting.pop(noisy.pixels.shape))
     for batch in waiting.values():
         stopped = stopped or not run_batch(batch)
-    summary = {"images": len(rows), "new_images": budget.images, "csv": results.path, "run_dir": run_dir,
-               "skipped": skipped, "stopped": len(to_do) - budget.images if stopped else 0}
+    new_images = budget.images - images_before
+    summary = {"images": len(rows), "new_images": new_images, "csv": results.path, "run_dir": run_dir,
+               "skipped": skipped, "stopped": len(to_do) - new_images if stopped else 0}
     if stopped:
         print(budget.stop_message(summary["stopped"]), flush=True)
     scored = [row for row in rows if row["psnr"]]

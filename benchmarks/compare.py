@@ -1,7 +1,7 @@
 """Rerun chosen images of a run under named variants of its settings, and write a CSV of
 the per-image differences.
 
-    python benchmarks/compare.py results/tables/kodak/gauss_50_ws40_ps7_nn16_mm8_L1_it3000_seed123_shift \
+    python -m benchmarks.compare results/tables/kodak/gauss_50_ws40_ps7_nn16_mm8_L1_it3000_seed123_shift \
         --data_path ../shared/data --images kodim01.png kodim13.png \
         --variant L2="--loss L2" --variant seed="--seed 124" --variant unclipped="--noise unclipped" \
         --report results/benchmarks/gap_kodak_gauss50.csv
@@ -24,19 +24,16 @@ import io
 import json
 import os
 import shlex
-import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cli  # noqa: E402
-import Pixel2Pixel_real  # noqa: E402
-import Pixel2Pixel_syn  # noqa: E402
-import runs  # noqa: E402
-import utils  # noqa: E402
-from utils import UserError  # noqa: E402
+import cli
+import Pixel2Pixel_real
+import Pixel2Pixel_syn
+import runs
+import utils
+from utils import UserError
 
 SCRIPTS = {"Pixel2Pixel_syn.py": Pixel2Pixel_syn, "Pixel2Pixel_real.py": Pixel2Pixel_real}
 

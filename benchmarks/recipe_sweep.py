@@ -1,7 +1,7 @@
 """The development sweep that chooses Pixel2Pixel+'s recipe, on images no table uses.
 
-    python benchmarks/recipe_sweep.py --side 128 --variants length250 length500 length1000
-    python benchmarks/recipe_sweep.py --side 256 --variants faithful plus --images astronaut rocket
+    python -m benchmarks.recipe_sweep --side 128 --variants length250 length500 length1000
+    python -m benchmarks.recipe_sweep --side 256 --variants faithful plus --images astronaut rocket
 
 The development set: the centre side x side crops of eight colour photographs that
 scikit-image installs with itself, at five noise settings: gauss 25 and 50, poiss 50,
@@ -23,22 +23,19 @@ import argparse
 import csv
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cli  # noqa: E402
-import config  # noqa: E402
-import methods  # noqa: E402
-import utils  # noqa: E402
-from methods import METHODS  # noqa: E402
-from methods import pixel2pixel_plus as plus  # noqa: E402
-from noise import add_noise, image_seed  # noqa: E402
+import cli
+import config
+import methods
+import utils
+from methods import METHODS
+from methods import pixel2pixel_plus as plus
+from noise import add_noise, image_seed
 
 PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
                "stereo_motorcycle")

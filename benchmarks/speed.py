@@ -1,10 +1,10 @@
 """Time and peak memory of the work, each measurement in a fresh process.
 
-    python benchmarks/speed.py bank --sizes 256 1024 2048       # block matching, shift and unfold
-    python benchmarks/speed.py train --precisions fp32 bf16      # seconds per training iteration
-    python benchmarks/speed.py photo --size 4000 3000            # a photo with --input, stage by stage
-    python benchmarks/speed.py methods --image ../shared/data/kodak/kodim01.png   # every method, one image
-    python benchmarks/speed.py busy                              # training alone and beside a busy process
+    python -m benchmarks.speed bank --sizes 256 1024 2048       # block matching, shift and unfold
+    python -m benchmarks.speed train --precisions fp32 bf16      # seconds per training iteration
+    python -m benchmarks.speed photo --size 4000 3000            # a photo with --input, stage by stage
+    python -m benchmarks.speed methods --image ../shared/data/kodak/kodim01.png   # every method, one image
+    python -m benchmarks.speed busy                              # training alone and beside a busy process
 
 Images are 256 x 256 RGB crops of a photograph scikit-image ships (mirrored to larger
 sizes) with Gaussian noise of sigma 25, unless --image names one. --report writes the
@@ -18,24 +18,21 @@ import multiprocessing
 import os
 import platform
 import resource
-import sys
 import time
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cli  # noqa: E402
-import config  # noqa: E402
-import methods  # noqa: E402
-import network  # noqa: E402
-import pixel_bank  # noqa: E402
-import utils  # noqa: E402
-from methods import METHODS  # noqa: E402
-from methods.pixel2pixel import INFERENCE_TILE, bank_of  # noqa: E402
-from noise import add_noise  # noqa: E402
+import cli
+import config
+import methods
+import network
+import pixel_bank
+import utils
+from methods import METHODS
+from methods.pixel2pixel import INFERENCE_TILE, bank_of
+from noise import add_noise
 
 
 def noisy_image(height: int, width: int, image: str | None = None) -> torch.Tensor:

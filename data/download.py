@@ -1,6 +1,6 @@
 """Fetch the benchmark datasets into data/, verified against checksums kept in the project.
 
-    python data/download.py kodak mcmaster polyu
+    python -m data.download kodak mcmaster polyu
 
 kodak     Kodak24, the 256 x 256 crops the authors' release ships   -> data/kodak/
 polyu     PolyU, 40 GT/Noisy pairs of 256 x 256 crops (release)    -> data/PolyU/GT, data/PolyU/Noisy
@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,10 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402
-from utils import UserError  # noqa: E402
+import utils
+from utils import UserError
 
 DATA = os.path.join(ROOT, "data")
 MANIFEST = os.path.join(DATA, "manifest.json")

@@ -7,13 +7,16 @@ in METHODS."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import numpy as np
 import torch
+from skimage.util import img_as_float32
 
 import config
 from methods import bm3d, nlm, pixel2pixel, zsn2n
 from methods.interface import Denoised, Method
+from noise import check_noise_level
 from utils import UserError, to_numpy, to_tensor
 
 METHODS: dict[str, Method] = {
@@ -22,6 +25,12 @@ METHODS: dict[str, Method] = {
     "nlm": nlm.METHOD,
     "zsn2n": zsn2n.METHOD,
 }
+
+
+def applies(method: str, nt: str | None) -> bool:
+    """Whether the method models this synthetic noise (None: real noise, which all take)."""
+    types = METHODS[method].noise_types
+    return nt is None or types is None or nt in types
 
 
 def own_settings(method: str) -> dict[str, dataclasses.Field]:
@@ -43,7 +52,7 @@ def settings(method: str = "pixel2pixel", preset: str = "real", nt: str | None =
     if not isinstance(method, str) or method not in METHODS:
         raise UserError(f"--method {method}: unknown; choose one of {', '.join(METHODS)}")
     chosen = METHODS[method]
-    if nt is not None and chosen.noise_types is not None and nt not in chosen.noise_types:
+    if not applies(method, nt):
         raise UserError(f"--method {method} does not apply to --nt {nt}: it models "
                         f"{' and '.join(chosen.noise_types)} noise only")
     values = {name: value for name, value in values.items() if value is not None}
@@ -88,25 +97,82 @@ def _word(value) -> str:
         else str(value)
 
 
-def denoise(noisy, method: str = "pixel2pixel", noise: tuple[str, float] | None = None, **values):
-    """Denoise one image. noisy: an H x W or H x W x C numpy array, or a C x H x W tensor,
-    of floats in [0, 1] (a synthetic noisy image may stray outside). noise: (type, level)
-    of synthetic noise, e.g. ("gauss", 25), for the synthetic script's settings and the
-    paper's mm rule; None (real noise, your photos) for the real script's. values: any
-    of the method's own settings (e.g. max_epoch=1000) or the shared ones (device="cuda").
-    Returns the denoised image in the form and on the device it was given."""
-    preset, noise_type, level = ("real", None, None) if noise is None else ("syn", *noise)
-    chosen = settings(method, preset, noise_type, level, **values)
-    device = torch.device(chosen.device)
+class TrainingFailed(RuntimeError):
+    """A method's training failed (Denoised.status says how); its image is not returned."""
+
+    def __init__(self, status: str, attempts: int):
+        super().__init__(f"training failed ({status}) after {attempts} attempt(s)")
+        self.status, self.attempts = status, attempts
+
+
+# A float image is taken as it is; beyond these it is surely not on 0..1 (0..255, say).
+# Synthetic noise strays outside [0, 1]: Poisson counts at lambda 10 reach 2.5.
+FLOAT_RANGE = (-1.0, 8.0)
+
+
+def as_image(noisy, device: torch.device) -> torch.Tensor:
+    """The API's input contract: an H x W or H x W x C numpy array, or a C x H x W tensor
+    (C from 1 to 4). Integers (and booleans) are scaled by their type's range, as
+    scikit-image's img_as_float does; floats are taken as they are, and refused when not
+    finite or far outside [0, 1] (FLOAT_RANGE). Returns C x H x W float32 on device."""
     if isinstance(noisy, torch.Tensor):
-        tensor = noisy.detach().float().to(device)
+        shape = tuple(noisy.shape)
+        if noisy.dim() != 3:
+            raise UserError(f"a tensor must be C x H x W, got shape {shape}")
+        array = noisy.detach().cpu().numpy().transpose(1, 2, 0)  # H x W x C: one path for both
     else:
-        array = np.asarray(noisy, dtype=np.float32)
-        tensor = to_tensor(array[:, :, None] if array.ndim == 2 else array, device)
-    if tensor.dim() != 3:
-        raise ValueError(f"expected an H x W (x C) array or a C x H x W tensor, got shape {tuple(noisy.shape)}")
+        array = np.asarray(noisy)
+        shape = array.shape
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if array.ndim != 3:
+            raise UserError(f"an array must be H x W or H x W x C, got shape {shape}")
+    height, width, channels = array.shape
+    if not (height and width and 1 <= channels <= 4):
+        raise UserError(f"shape {shape}: expected sides of at least 1 pixel and 1 to 4 channels")
+    if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
+        array = img_as_float32(array)
+    elif np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise UserError("the image has NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < FLOAT_RANGE[0] or high > FLOAT_RANGE[1]:
+            raise UserError(f"float values from {low:g} to {high:g}: floats are taken on 0..1 "
+                            f"(divide 0..255 values by 255, or pass the integer array itself)")
+    else:
+        raise UserError(f"an image of {array.dtype} values: expected integers, booleans or floats")
+    return to_tensor(array, device)
+
+
+def parse_noise(noise) -> tuple[str, str | None, float | None]:
+    """noise=None (real) or (type, level): the preset and the noise, checked as --nt, --nl are."""
+    if noise is None:
+        return "real", None, None
+    if not isinstance(noise, (tuple, list)) or len(noise) != 2 or not isinstance(noise[0], str) \
+            or isinstance(noise[1], bool) or not isinstance(noise[1], numbers.Real):
+        raise UserError(f"noise={noise!r}: expected (type, level), e.g. ('gauss', 25), or None for real noise")
+    check_noise_level(noise[0], float(noise[1]))
+    return "syn", noise[0], float(noise[1])
+
+
+def denoise(noisy, method: str = "pixel2pixel", noise: tuple[str, float] | None = None, **values):
+    """Denoise one image. noisy: an H x W or H x W x C numpy array, or a C x H x W tensor
+    (as_image says what it takes: integers scaled by their type's range, floats on 0..1).
+    noise: (type, level) of synthetic noise, e.g. ("gauss", 25), for the synthetic
+    script's settings and the paper's mm rule; None (real noise, your photos) for the real
+    script's. values: any of the method's own settings (e.g. max_epoch=1000) or the shared
+    ones (device="cuda"), checked as the command line checks its flags. Returns the
+    denoised image, floats in [0, 1], in the form (array or tensor, same shape) and on the
+    device it was given. Raises UserError for a bad image or setting, TrainingFailed when
+    training diverged or collapsed on every attempt."""
+    preset, noise_type, level = parse_noise(noise)
+    chosen = settings(method, preset, noise_type, level, **values)
+    tensor = as_image(noisy, torch.device(chosen.device))  # C x H x W
     METHODS[method].check_image(*tensor.shape[1:], tensor.shape[0], chosen)
     result: Denoised = METHODS[method].denoise(tensor, chosen, "image")
+    if result.status != "ok":
+        raise TrainingFailed(result.status, result.attempts)
     if isinstance(noisy, torch.Tensor):
         return result.image.to(noisy.device)
     output = to_numpy(result.image)

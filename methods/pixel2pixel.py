@@ -81,8 +81,8 @@ class Pixel2PixelSettings:
     # --- Ours: the same results, at other costs ------------------------------------
     bank_method: str = setting("shift", "block matching: shift (per offset, fast) or unfold (the release's patch "
                                         "materialisation); both give the same bank", choices=BANK_METHODS)
-    train_crop: int | None = setting(None, f"train on random N x N crops of the pseudo instances; 0: always the "
-                                           f"whole image (the release)", parse=parse_train_crop,
+    train_crop: int | None = setting(None, "train on random N x N crops of the pseudo instances; 0: always the "
+                                           "whole image (the release)", parse=parse_train_crop,
                                      none=f"auto: {TRAINING_CROP} x {TRAINING_CROP} crops above "
                                           f"{CROP_TRAINING_ABOVE:,} pixels")
     max_retries: int = setting(2, f"retrain an image whose training diverged or collapsed, with seed + "

@@ -2,10 +2,10 @@
 results/README.md from what ran (tables and montages from the CSVs alone; why a cell
 differs from the paper is written by hand in results/NOTES.md).
 
-    python results/reproduce.py list                       # every cell and its command
-    python results/reproduce.py run kodak_gauss25          # one cell, Pixel2Pixel (resumes from its CSVs)
-    python results/reproduce.py run all --method nlm       # a baseline on the same noisy images
-    python results/reproduce.py readme                     # results/README.md, montages, README's table
+    python -m results.reproduce list                       # every cell and its command
+    python -m results.reproduce run kodak_gauss25          # one cell, Pixel2Pixel (resumes from its CSVs)
+    python -m results.reproduce run all --method nlm       # a baseline on the same noisy images
+    python -m results.reproduce readme                     # results/README.md, montages, README's table
 
 Run from the repository root: the scripts' --data_path defaults to ./data. `run` passes
 any further flag (--method, --device, --data_path, --shard, ...) on to the script.
@@ -15,24 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cli  # noqa: E402
-import datasets  # noqa: E402
-import pipeline  # noqa: E402
-import Pixel2Pixel_real  # noqa: E402
-import Pixel2Pixel_syn  # noqa: E402
-import runs  # noqa: E402
-import utils  # noqa: E402
-from methods import METHODS  # noqa: E402
-from utils import UserError  # noqa: E402
+import cli
+import config
+import datasets
+import methods
+import pipeline
+import Pixel2Pixel_real
+import Pixel2Pixel_syn
+import runs
+import utils
+from methods import METHODS
+from utils import UserError
 
 RESULTS = os.path.join(ROOT, "results")
 TABLES = os.path.join(RESULTS, "tables")
@@ -215,10 +214,10 @@ def readme_text(tables: str = TABLES, flags: tuple[str, ...] = ()) -> str:
     lines = [
         "# Reproduced results",
         "",
-        "Written by `python results/reproduce.py readme` from the CSVs under `results/tables/`; do not edit by",
+        "Written by `python -m results.reproduce readme` from the CSVs under `results/tables/`; do not edit by",
         "hand. Each cell is one setting at full length (3000 iterations) with the scripts' defaults;",
-        "`python results/reproduce.py run CELL [--method NAME]` runs or resumes it. Paper numbers: Pixel2Pixel as",
-        f"quoted by later papers (`../shared/SPEC.md` section 7). A cell is reproduced when its mean PSNR over all",
+        "`python -m results.reproduce run CELL [--method NAME]` runs or resumes it. Paper numbers: Pixel2Pixel as",
+        "quoted by later papers (`../shared/SPEC.md` section 7). A cell is reproduced when its mean PSNR over all",
         f"its images is within {REPRODUCED_DB} dB of the paper's. Why a cell differs, and what each study found:",
         "[NOTES.md](NOTES.md), written by hand.",
         "",
@@ -268,7 +267,7 @@ def make_montage(run: CellRun, data_path: str) -> None:
         utils.save_image(os.path.join(run.run_dir, "montage.png"), utils.quantize(np.concatenate(strips), rounding=True))
 
 
-TABLE_START = "<!-- results table: python results/reproduce.py readme copies it here from results/README.md -->"
+TABLE_START = "<!-- results table: python -m results.reproduce readme copies it here from results/README.md -->"
 TABLE_END = "<!-- end of results table -->"
 
 
@@ -294,9 +293,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
     run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
     run_parser.add_argument("--time_limit", type=float, metavar="SECONDS",
-                            help="for all the cells together: each cell's script gets what is left, no cell "
-                                 "starts whose first batch would not fit at the rate images have taken, and the "
-                                 "command exits with status 75 while images are left (default: none)")
+                            help="for all the cells together, as the scripts' --time_limit: no image starts "
+                                 "that would end past it at the rate images have taken, and the command exits "
+                                 "with status 75 while images are left (default: none)")
     readme_parser = commands.add_parser("readme", help="write results/README.md and the montages; further "
                                         "flags pick runs made with other settings (default: the scripts')")
     readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
@@ -310,40 +309,26 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
 
 def applies(cell: Cell, flags: list[str]) -> bool:
     """Whether the method these flags choose models the cell's noise (BM3D: not impulse noise)."""
-    method = METHODS[SCRIPTS[cell.script].parse_args([*cell.argv(), *flags]).method]
-    return cell.script == "real" or method.noise_types is None or cell.flags[1] in method.noise_types
+    method = SCRIPTS[cell.script].parse_args([*cell.argv(), *flags]).method
+    return methods.applies(method, None if cell.script == "real" else cell.flags[1])
 
 
 def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on: list[str]) -> dict:
+    """The cells one after another through the scripts, under one time budget: no image
+    starts that would end past --time_limit, judged by the images before it."""
     unknown = [name for name in names if name not in CELLS_BY_NAME]
     if unknown:
         raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
-    if time_limit is not None and not time_limit > 0:
-        raise UserError(f"--time_limit {time_limit:g}: must be a positive number of seconds")
+    budget = pipeline.TimeBudget(config.Run(time_limit=time_limit).time_limit)  # checked as the scripts check it
     summary = {"skipped": []}
-    start, per_image = time.perf_counter(), 0.0  # the longest seconds an image has taken in this call
     for index, name in enumerate(names):
-        cell, limit = CELLS_BY_NAME[name], []
-        if time_limit is not None:
-            left = time_limit - (time.perf_counter() - start)
-            args = SCRIPTS[cell.script].parse_args([*cell.argv(tables), *passed_on])
-            done = len(runs.finished_rows(run_dir(cell, tables, passed_on)))
-            needed = per_image * min(args.batch_images or 1, cell.images - done)  # its first batch always starts
-            if left <= 0 or left < needed:
-                print(f"Stopping before {name}: {left:.0f} s of --time_limit {time_limit:g} s left, its first "
-                      f"batch would take about {needed:.0f} s; run the same command again to resume", flush=True)
-                summary["stopped"] = len(names) - index
-                break
-            limit = ["--time_limit", f"{left:.3f}"]
+        cell = CELLS_BY_NAME[name]
         if not applies(cell, passed_on):
             print(f"== {name}: skipped, the method does not apply to this noise", flush=True)
             continue
         print(f"== {name}: {cell.command()} {' '.join(passed_on)}", flush=True)
-        cell_start = time.perf_counter()
-        result = SCRIPTS[cell.script].main([*cell.argv(tables), *passed_on, *limit])
+        result = SCRIPTS[cell.script].main([*cell.argv(tables), *passed_on], budget=budget)
         summary["skipped"] += result["skipped"]
-        if result["new_images"]:
-            per_image = max(per_image, (time.perf_counter() - cell_start) / result["new_images"])
         if result.get("stopped"):
             summary["stopped"] = len(names) - index
             break

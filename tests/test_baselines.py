@@ -5,7 +5,6 @@ import torch
 from scipy.stats import poisson
 from skimage import data as skdata
 
-import config
 import methods
 import Pixel2Pixel_syn
 import runs

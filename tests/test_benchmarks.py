@@ -1,18 +1,15 @@
 """benchmarks/compare.py and benchmarks/speed.py on small images."""
 import csv
 import os
-import sys
 
 import pytest
 
 import Pixel2Pixel_syn
 import runs
-from helpers import ROOT, SMALL
+from helpers import SMALL
 from utils import UserError
 
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-import compare  # noqa: E402
-import speed  # noqa: E402
+from benchmarks import compare, speed
 
 
 @pytest.fixture

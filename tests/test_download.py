@@ -4,7 +4,6 @@ import http.server
 import json
 import os
 import socket
-import sys
 import threading
 
 import numpy as np
@@ -14,8 +13,7 @@ from helpers import ROOT
 import utils
 from utils import UserError
 
-sys.path.insert(0, os.path.join(ROOT, "data"))
-import download  # noqa: E402
+from data import download
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

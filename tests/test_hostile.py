@@ -16,11 +16,9 @@ from PIL import ImageOps
 from skimage import data as skdata
 
 import cli
-import config
 import datasets
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
-import runs
 import utils
 from helpers import ROOT, SMALL, read_rows
 from utils import UserError

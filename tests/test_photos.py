@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import Pixel2Pixel_real
-import config
 import methods
 import utils
 from methods import pixel2pixel

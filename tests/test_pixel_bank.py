@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-import config
 import pixel_bank
 import noise as noise_models
 import utils

@@ -5,8 +5,6 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import config
-import pixel_bank
 import methods
 import noise as noise_models
 import utils

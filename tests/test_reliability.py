@@ -16,7 +16,6 @@ import pixel_bank
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
 import cli
-import config
 import pipeline
 import noise as noise_models
 import utils

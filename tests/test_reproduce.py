@@ -1,20 +1,17 @@
 """results/reproduce.py: cells run for any method, and results/README.md's tables hold the
 CSVs' numbers."""
 import os
-import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-import Pixel2Pixel_syn
 import runs
 import utils
-from helpers import ROOT, SMALL
+from helpers import SMALL
 from utils import UserError
 
-sys.path.insert(0, os.path.join(ROOT, "results"))
-import reproduce  # noqa: E402
+import pipeline
+from results import reproduce
 
 SHORT = ("--max_epoch", "3", *SMALL)  # the flags of these tests' runs
 
@@ -126,8 +123,7 @@ def test_unknown_cell_is_a_user_error():
         reproduce.main(["run", "kodak_gauss99"])
 
 
-def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit(tmp_path, tiny_kodak, capsys,
-                                                                                monkeypatch):
+def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit(tmp_path, tiny_kodak, monkeypatch):
     tables = tmp_path / "tables"
     argv = ["run", "kodak_gauss25", "kodak_gauss50", "--data_path", str(tiny_kodak), "--max_epoch", "3",
             "--tables", str(tables), *SMALL, "--save", str(tmp_path / "cache")]
@@ -137,31 +133,27 @@ def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit
     assert summary["stopped"] == 2
     assert [row["image"] for row in reproduce.cell_run(gauss25, "pixel2pixel", str(tables), SHORT).rows] == ["kodim01.png"]
     assert reproduce.cell_run(gauss50, "pixel2pixel", str(tables), SHORT) is None
-    # Each cell's script gets what is left, and the next cell does not start when its first
-    # batch would not fit: a clock that moves 100 s a cell, so the two images left of the
-    # first cell took 50 s each, and the second cell's first batch of 2 needs 100 s.
-    clock, limits = [0.0], []
-    monkeypatch.setattr(reproduce, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    # One budget for all the cells, as the scripts keep one: a clock that moves 50 s an
+    # image. With 180 s, gauss 25's two images left take 100 s (one batch); gauss 50's first
+    # batch of 2 would end at 200 s, so it does not start.
+    clock = [0.0]
+    real_budget, real_batch = pipeline.TimeBudget, pipeline.denoise_batch
 
-    def timed_main(script_argv):
-        limits.append(script_argv[script_argv.index("--time_limit") + 1])
-        result = Pixel2Pixel_syn.main(script_argv)
-        clock[0] += 100.0
-        return result
+    def timed_batch(batch, *args):
+        clock[0] += 50.0 * len(batch)
+        return real_batch(batch, *args)
 
-    monkeypatch.setitem(reproduce.SCRIPTS, "syn", SimpleNamespace(main=timed_main, parse_args=Pixel2Pixel_syn.parse_args))
-    capsys.readouterr()
+    monkeypatch.setattr(pipeline, "TimeBudget", lambda limit: real_budget(limit, clock=lambda: clock[0]))
+    monkeypatch.setattr(pipeline, "denoise_batch", timed_batch)
     summary = reproduce.main([*argv, "--time_limit", "180", "--batch_images", "2"])
-    assert limits == ["180.000"] and summary["stopped"] == 1
-    assert ("Stopping before kodak_gauss50: 80 s of --time_limit 180 s left, its first batch would take about "
-            "100 s") in capsys.readouterr().out
+    assert summary["stopped"] == 1 and clock[0] == 100.0
     assert len(reproduce.cell_run(gauss25, "pixel2pixel", str(tables), SHORT).rows) == 3
-    # A cell with nothing left to do trains nothing, so it tells nothing of the rate and
-    # the next cell starts with what is left.
-    limits.clear()
+    assert reproduce.cell_run(gauss50, "pixel2pixel", str(tables), SHORT) is None
+    # The same command resumes: a cell with nothing left takes no time; the next one's first
+    # batch always starts (100 s), and its last image fits (150 s).
     clock[0] = 0.0
     summary = reproduce.main([*argv, "--time_limit", "180", "--batch_images", "2"])
-    assert limits == ["180.000", "80.000"] and not summary.get("stopped")
+    assert not summary.get("stopped") and clock[0] == 150.0
     assert len(reproduce.cell_run(gauss50, "pixel2pixel", str(tables), SHORT).rows) == 3
     with pytest.raises(UserError, match="--time_limit -1: must be a positive number of seconds"):
         reproduce.main([*argv, "--time_limit", "-1"])

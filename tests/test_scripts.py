@@ -12,7 +12,6 @@ import torch
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
 import cli
-import config
 import datasets
 import noise as noise_models
 import runs
@@ -124,7 +123,7 @@ def test_sample_dataset_is_made_on_first_use(tmp_path):
 
 @pytest.mark.parametrize("extra,message", [
     (["--dataset", "nope"], "does not exist; check --data_path and --dataset, or fetch the benchmark sets with: "
-                            "python data/download.py kodak mcmaster polyu"),
+                            "python -m data.download kodak mcmaster polyu"),
     (["--mm", "9"], "cannot exceed --nn 8"),
     (["--mm", "1"], "must be >= 2"),
     (["--nt", "saltpepper", "--nl", "0.7"], "saltpepper"),
