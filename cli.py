@@ -36,7 +36,11 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished images are kept
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose mistakes are a UserError (one line), not usage text and exit."""
+    """argparse whose mistakes are a UserError (one line), not usage text and exit; a
+    flag must be spelt whole (--max_epoc is a mistake, not --max_epoch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message):
         raise UserError(message)

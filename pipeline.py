@@ -48,6 +48,9 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
         try:
             noisy, _ = source.read(name)
             height, width, channels = noisy.pixels.shape
+            if not source.photos and min(height, width) < utils.SSIM_MIN_SIDE:
+                raise SkippedImage(f"{name}: {height} x {width} pixels is too small to score: SSIM needs sides of "
+                                   f"at least {utils.SSIM_MIN_SIDE}")
             needed = METHODS[settings.method].check_image(height, width, channels, settings)
             if available is not None and needed > available:
                 raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB, "
@@ -125,6 +128,8 @@ def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, resu
     utils.save_image(f"{stem}_noisy.png", utils.quantize(noisy.pixels, clean.bit_depth))
     utils.save_image(f"{stem}.png", integers)
     psnr = utils.psnr(clean.pixels, denoised)
+    if not np.isfinite(denoised).all():  # whatever the method: such a row is not ok
+        row["status"] = "non-finite output"
     ssim = utils.ssim(utils.quantize(clean.pixels, clean.bit_depth), integers, clean.max_value)
     print(f"Image: {name} | PSNR: {psnr:.2f} dB | SSIM: {ssim:.4f}", flush=True)  # the release's line
     return {**row, "psnr": f"{psnr:.4f}", "ssim": f"{ssim:.6f}", "noisy_psnr": f"{utils.psnr(clean.pixels, noisy.pixels):.4f}"}

@@ -8,7 +8,6 @@ import dataclasses
 import fcntl
 import io
 import json
-import math
 import os
 import platform
 import subprocess
@@ -41,8 +40,10 @@ def results_csv_name(shard: tuple[int, int] | None) -> str:
 
 
 def _number_or_empty(text: str) -> bool:
+    """A damaged cell is not a number; inf (a perfect estimate's PSNR) and nan (a failed
+    row's, whose status says why) are numbers."""
     try:
-        return text == "" or math.isfinite(float(text))
+        return text == "" or isinstance(float(text), float)
     except ValueError:
         return False
 
@@ -52,7 +53,8 @@ def read_rows(path: str) -> list[dict]:
     older version wrote none). A row that is cut short or damaged (edited by hand, a
     foreign tool) is left out with a warning, so that its image runs again."""
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
             text = handle.read()
     except OSError as error:
         raise UserError(f"{path}: cannot read it ({error.strerror})") from None

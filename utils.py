@@ -203,6 +203,9 @@ def psnr(clean: np.ndarray, estimate: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
+SSIM_MIN_SIDE = 7  # scikit-image's SSIM window: images with a smaller side cannot be scored
+
+
 def ssim(clean_integers: np.ndarray, estimate_integers: np.ndarray, max_value: int = 255) -> float:
     """scikit-image SSIM between integer images as stored (the release compares the
     clean 8-bit image with the denoised image as saved), over colour channels."""

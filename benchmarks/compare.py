@@ -56,7 +56,10 @@ def parse_variant(text: str) -> tuple[str, list[str], str | None]:
     name, _, flags = text.partition("=")
     if not name or not name.replace("_", "").isalnum():
         raise UserError(f"--variant {text}: expected NAME=\"FLAGS\", NAME of letters, digits and _")
-    words = shlex.split(flags)
+    try:
+        words = shlex.split(flags)
+    except ValueError as error:  # an unbalanced quote
+        raise UserError(f"--variant {text}: {error}") from None
     hook = None
     if "--noise" in words:
         index = words.index("--noise")
@@ -99,7 +102,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--images", nargs="+", metavar="NAME", help="images of the run to rerun (default: all)")
     parser.add_argument("--data_path", help="where the datasets are on this machine (default: the run's)")
     parser.add_argument("--out", default="results_image/compare", help="folder of the reruns' run folders")
-    parser.add_argument("--report", help="the CSV of differences (default: <out>/<run folder name>.csv)")
+    parser.add_argument("--report", help="the CSV of differences, in place once every rerun has finished; "
+                                         "<report>.partial.csv until then (default: <out>/<dataset>_<setting>.csv)")
     return parser.parse_args(argv)
 
 
@@ -112,17 +116,30 @@ def main(argv=None) -> dict:
     missing = [image for image in images if image not in base_rows]
     if missing:
         raise UserError(f"{args.run} has no row for {missing[0]}")
-    report = args.report or os.path.join(args.out, f"{os.path.basename(os.path.normpath(args.run))}.csv")
+    folder = os.path.normpath(args.run)
+    dataset, setting = os.path.basename(os.path.dirname(folder)), os.path.basename(folder)
+    report = args.report or os.path.join(args.out, f"{dataset}_{setting}.csv")
+    partial = f"{os.path.splitext(report)[0]}.partial.csv"
     data_path = ["--data_path", args.data_path] if args.data_path else []
+    script = SCRIPTS[script_name]
+
+    def variant_argv(image: str, name: str, flags: list[str]) -> list[str]:
+        argv = [*base_flags, *data_path, *flags, "--images", image, "--out_image", os.path.join(args.out, name)]
+        return cli.for_method(argv)  # a variant of another method drops the base's settings it lacks
+
+    for name, flags, hook in variants:  # every variant checked before any runs
+        if hook and script is not Pixel2Pixel_syn:
+            raise UserError(f"--variant {name}: --noise is for synthetic noise (Pixel2Pixel_syn.py) only")
+        try:
+            chosen = script.parse_args(variant_argv(images[0], name, flags))
+            cli.settings(chosen, "syn" if script is Pixel2Pixel_syn else "real")
+        except UserError as error:
+            raise UserError(f"--variant {name}: {error}") from None
     rows, skipped = [], []
     for image in images:
         base = base_rows[image]
         for name, flags, hook in variants:
-            argv = [*base_flags, *data_path, *flags, "--images", image, "--out_image", os.path.join(args.out, name)]
-            argv = cli.for_method(argv)  # a variant of another method drops the base's settings it lacks
-            script = SCRIPTS[script_name]
-            if hook and script is not Pixel2Pixel_syn:
-                raise UserError(f"--variant {name}: --noise is for synthetic noise (Pixel2Pixel_syn.py) only")
+            argv = variant_argv(image, name, flags)
             summary = script.main(argv, noise=NOISE_HOOKS[hook]) if hook else script.main(argv)
             skipped += summary["skipped"]
             found = runs.finished_rows(os.path.dirname(summary["csv"])).get(image)
@@ -132,7 +149,10 @@ def main(argv=None) -> dict:
             rows.append({"image": image, "variant": name, "base_psnr": base["psnr"], "psnr": found["psnr"],
                          "difference": difference, "base_ssim": base["ssim"], "ssim": found["ssim"],
                          "status": found["status"], "attempts": found["attempts"], "seconds": found["seconds"]})
-            write_report(report, rows)
+            write_report(partial, rows)
+    write_report(report, rows)
+    if os.path.exists(partial):
+        os.remove(partial)
     for name, _, _ in variants:
         changes = [float(row["difference"]) for row in rows if row["variant"] == name and row["difference"]]
         if changes:

@@ -22,7 +22,7 @@ from skimage.restoration import estimate_sigma
 
 from config import Settings
 from methods.interface import Denoised, Method
-from utils import to_numpy, to_tensor
+from utils import UserError, to_numpy, to_tensor
 
 NOISE_TYPES = ("gauss", "poiss")  # synthetic noise it applies to; real noise too (no --nt)
 
@@ -37,10 +37,18 @@ def anscombe(counts: np.ndarray) -> np.ndarray:
     return 2.0 * np.sqrt(np.maximum(counts, 0.0) + 3.0 / 8.0)
 
 
+# The exact inverse is tabulated up to this mean; above it the asymptotic inverse is
+# exact to 1e-4 counts (tests/test_baselines.py), and a table to lambda 1e6 would take 64 GB.
+TABLE_MEAN_LIMIT = 400.0
+MIN_SIDE = 9  # the bm3d package refuses sides under 8 and crashes (a segfault) on 8 x 8
+
+
 def exact_unbiased_inverse(values: np.ndarray, largest_mean: float) -> np.ndarray:
     """The mean mu whose counts' expected Anscombe transform is each value:
-    E[anscombe(Poisson(mu))] = value, tabulated over mu in [0, largest_mean] and inverted
-    by interpolation (it rises with mu); above the table, the asymptotic (v / 2)^2 - 1/8."""
+    E[anscombe(Poisson(mu))] = value, tabulated over mu in [0, min(largest_mean,
+    TABLE_MEAN_LIMIT)] and inverted by interpolation (it rises with mu); above the table,
+    the asymptotic (v / 2)^2 - 1/8."""
+    largest_mean = min(largest_mean, TABLE_MEAN_LIMIT)
     means = np.linspace(0.0, largest_mean, 8001)
     counts = np.arange(int(largest_mean + 10 * np.sqrt(largest_mean) + 40))
     expected = poisson.pmf(counts[None, :], means[:, None]) @ anscombe(counts)  # one expectation per mean
@@ -75,6 +83,8 @@ def denoise(noisy: torch.Tensor, settings: Settings, name: str = "image") -> Den
 
 
 def check_image(height: int, width: int, channels: int, settings: Settings) -> int:
+    if min(height, width) < MIN_SIDE:
+        raise UserError(f"{height} x {width} pixels: BM3D needs both sides of at least {MIN_SIDE}")
     return 40 * 8 * height * width * channels  # float64 copies: its groups of blocks and their aggregation
 
 

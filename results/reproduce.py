@@ -36,6 +36,7 @@ from utils import UserError
 RESULTS = os.path.join(ROOT, "results")
 TABLES = os.path.join(RESULTS, "tables")
 SCRIPTS = {"syn": Pixel2Pixel_syn, "real": Pixel2Pixel_real}
+README_TITLE = "# Reproduced results"  # the first line of every README `readme` writes
 REPRODUCED_DB = 0.15  # a cell is reproduced when its mean PSNR is this close to the paper's
 MONTAGE_IMAGES, MONTAGE_CROP = 4, 128  # rows of a montage; the side of each centre crop
 
@@ -113,8 +114,13 @@ def cell_run(cell: Cell, method: str, tables: str = TABLES, flags: tuple[str, ..
     rows = sorted(runs.finished_rows(folder).values(), key=lambda row: row["image"])
     if not rows:
         return None
-    with open(os.path.join(folder, "run.json")) as handle:
-        commit = json.load(handle).get("commit", "?")
+    path = os.path.join(folder, "run.json")
+    try:
+        with open(path) as handle:
+            commit = json.load(handle).get("commit", "?")
+    except (OSError, ValueError, AttributeError):
+        raise UserError(f"{path}: missing or damaged (not a JSON object); rerun the cell's command to rewrite it") \
+            from None
     return CellRun(cell, method, folder, rows, commit)
 
 
@@ -122,7 +128,9 @@ def cell_run(cell: Cell, method: str, tables: str = TABLES, flags: tuple[str, ..
 # results/README.md
 # ----------------------------------------------------------------------------
 def mean(rows: list[dict], key: str) -> float:
-    return float(np.mean([float(row[key]) for row in rows]))
+    """Over the rows that have a number there (a failed row's may be empty or nan)."""
+    values = [float(row[key]) for row in rows if row[key] not in ("", "nan")]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def seconds(row: dict) -> float:
@@ -212,7 +220,7 @@ def methods_tables(found: dict) -> list[str]:
 def readme_text(tables: str = TABLES, flags: tuple[str, ...] = ()) -> str:
     found = {(cell.name, method): cell_run(cell, method, tables, flags) for cell in CELLS for method in METHODS}
     lines = [
-        "# Reproduced results",
+        README_TITLE,
         "",
         "Written by `python -m results.reproduce readme` from the CSVs under `results/tables/`; do not edit by",
         "hand. Each cell is one setting at full length (3000 iterations) with the scripts' defaults;",
@@ -243,6 +251,17 @@ def readme_text(tables: str = TABLES, flags: tuple[str, ...] = ()) -> str:
                 lines += [f"![noisy, {method}, clean]({link}/montage.png)", "",
                           f"Noisy | {method} | clean, {MONTAGE_CROP} x {MONTAGE_CROP} centre crops.", ""]
     return "\n".join(lines)
+
+
+def owned(path: str) -> bool:
+    """Whether path is absent or a README this command wrote (it may replace it)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\n") == README_TITLE
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -343,13 +362,18 @@ def main(argv=None) -> dict:
         for cell in CELLS:
             print(f"{cell.name:<18} {cell.command()}")
     elif args.command == "readme":
+        for script in SCRIPTS.values():  # a mistyped flag is an error before anything is written
+            script.parse_args([*passed_on, "--device", "cpu"])
+        text = readme_text(args.tables, passed_on)  # reads every run first: a damaged one stops it here
+        path = os.path.join(os.path.dirname(os.path.abspath(args.tables)), "README.md")
+        if not owned(path):
+            raise UserError(f"--tables {args.tables}: the README beside it, {path}, is not one this command wrote; "
+                            f"keep the tables in a folder of their own")
         for cell in CELLS:
             for method in METHODS:
                 run = cell_run(cell, method, args.tables, passed_on)
                 if run:
                     make_montage(run, args.data_path)
-        text = readme_text(args.tables, passed_on)
-        path = os.path.join(os.path.dirname(args.tables), "README.md")
         utils.atomic_write_text(path, text)
         print(f"wrote {path}")
         if args.project_readme:
