@@ -48,10 +48,10 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
         try:
             noisy, _ = source.read(name)
             height, width, channels = noisy.pixels.shape
+            needed = METHODS[settings.method].check_image(height, width, channels, settings)
             if not source.photos and min(height, width) < utils.SSIM_MIN_SIDE:
                 raise SkippedImage(f"{name}: {height} x {width} pixels is too small to score: SSIM needs sides of "
                                    f"at least {utils.SSIM_MIN_SIDE}")
-            needed = METHODS[settings.method].check_image(height, width, channels, settings)
             if available is not None and needed > available:
                 raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB, "
                                    f"{available / 2 ** 30:.1f} GiB is free (--train_crop trains on smaller crops)")

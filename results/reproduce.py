@@ -135,7 +135,7 @@ def mean(rows: list[dict], key: str) -> float:
 
 def seconds(row: dict) -> float:
     """A row's seconds: the total, or bank plus training in rows made before it was written."""
-    return float(row["seconds"] or 0) or float(row["bank_seconds"] or 0) + float(row["train_seconds"] or 0)
+    return float(row["seconds"] or 0) or float(row.get("bank_seconds") or 0) + float(row.get("train_seconds") or 0)
 
 
 def counted(values: list[str]) -> str:

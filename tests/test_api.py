@@ -50,7 +50,8 @@ def test_nlm_beats_its_noisy_input(noisy_pair):
 def test_the_noise_picks_the_synthetic_settings():
     """A sigmoid output (synthetic) never reaches 0 or 1 exactly; the real settings' raw output, clamped, does."""
     flat = np.zeros((24, 24, 1), np.float32)
-    synthetic = methods.denoise(flat, noise=("gauss", 25), **{**SMALL, "max_epoch": 2})
+    # mid-grey: an untrained sigmoid's 0.5 on a black frame would be a collapse, refused
+    synthetic = methods.denoise(flat + 0.5, noise=("gauss", 25), **{**SMALL, "max_epoch": 2})
     real = methods.denoise(flat, **{**SMALL, "max_epoch": 2})
     assert synthetic.min() > 0 and real.min() == 0
 
