@@ -5,6 +5,7 @@ size can be denoised together; --shard and --time_limit split the work."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -62,6 +63,45 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
             continue
         usable.append(name)
     return usable, skipped
+
+
+# What a photo run writes beside <stem>: never taken back as an input of the same folder.
+PHOTO_OUTPUTS = ("_denoised.png", "_compare.png", "_loss.png", "_loss.csv")
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_photos(source: Source, names: list[str], finished: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """(photos to run or resume, 'name: reason' of each refused), before any work: the
+    outputs of the folder's earlier photos are left out (an --input that is the
+    --out_image), and a photo is refused whose name a row of another photo (another
+    content, by its sha256) holds, or whose outputs an earlier photo of the same stem
+    and another extension wrote."""
+    outputs = {os.path.splitext(done)[0] + suffix for done in finished for suffix in PHOTO_OUTPUTS}
+    stems = {os.path.splitext(done)[0]: done for done in finished}
+    kept, refused = [], []
+    for name in names:
+        if name in outputs:
+            continue
+        stem, row = os.path.splitext(name)[0], finished.get(name)
+        if row is None and stem in stems:
+            refused.append(f"{name}: --out_image already holds the outputs of {stems[stem]}, which shares its "
+                           f"stem; use another --out_image or rename it")
+        elif row is not None and row.get("photo_sha256") not in ("", None, file_digest(os.path.join(source.folder,
+                                                                                                     name))):
+            refused.append(f"{name}: --out_image already holds another photo of this name; use another "
+                           f"--out_image or rename it")
+        else:
+            kept.append(name)
+    for message in refused:
+        print(f"warning: skipping {message}", file=sys.stderr, flush=True)
+    return kept, refused
 
 
 def check_writable(folder: str, flag: str) -> None:
@@ -178,8 +218,12 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
                               runs.csv_fields(METHODS[settings.method].csv_fields))
     print(f"Denoising {len(names)} image(s) of {source.folder} with {settings.method} ({tag}) on "
           f"{settings.device}, {settings.precision}", flush=True)
-    usable, skipped = check_images(source, names, settings)
     finished = runs.finished_rows(run_dir)
+    refused = []
+    if source.photos:
+        names, refused = check_photos(source, names, finished)
+    usable, skipped = check_images(source, names, settings)
+    skipped = refused + skipped
     others = {finished[name]["precision"] for name in usable if name in finished} - {settings.precision, ""}
     if others and any(name not in finished for name in usable):
         print(f"Note: this run folder holds rows made in {', '.join(sorted(others))}; new rows are made in "
@@ -199,7 +243,9 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
             print(f"warning: skipping {error}", file=sys.stderr, flush=True)
             skipped.append(str(error))
             new_rows = []
-        for row in new_rows:
+        for (name, _, _), row in zip(batch, new_rows):
+            if source.photos:  # which photo it was: another of the same name is not taken for it
+                row["photo_sha256"] = file_digest(os.path.join(source.folder, name))
             results.add(row)
             rows.append(row)
         budget.finished(len(batch))

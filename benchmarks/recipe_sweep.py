@@ -13,8 +13,8 @@ Each image's noise is seeded by its name and the setting, as the scripts seed th
 A variant is a Pixel2Pixel+ recipe (VARIANTS). Every training run is read out four ways
 from one network: the last or the held-out-best weights, on the noisy image or averaged
 over 8 pseudo instances; and the best weights over 0, 4, 8 and 16 pseudo instances. Its
-curve (PSNR and held-out distance every 50 iterations) goes to --curves. 'faithful' is
-the faithful method as the scripts run it. One row per (variant, noise, image), appended
+curve (PSNR and held-out distance every 50 iterations) goes to --curves. 'faithful' and
+'plus' are the registered methods pixel2pixel and pixel2pixel_plus as the scripts run them. One row per (variant, noise, image), appended
 as each finishes; a rerun skips the rows already there.
 """
 from __future__ import annotations
@@ -24,14 +24,16 @@ import csv
 import dataclasses
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-
 import cli
 import config
 import methods
+import network
+import pixel_bank
 import utils
 from methods import METHODS
 from methods import pixel2pixel_plus as plus
@@ -45,9 +47,98 @@ NOISES = (("gauss", 25.0), ("gauss", 50.0), ("poiss", 50.0), ("saltpepper", 0.1)
 SEED = 123  # the scripts' default seed
 READOUT_DRAWS = (0, 4, 8, 16)
 
-BASE = plus.Recipe(keep_best=False)  # the sweep reads the best weights out itself
+
+# ---------------------------------------------------------------------------- the instruments: recipes, held-out watch
+@dataclass(frozen=True)
+class Recipe:
+    """A candidate recipe: the levers the sweep varies, over the faithful method's bank
+    (ws, ps, nn, mm), network depth and slope. The defaults are issue #29's pilot's."""
+    iterations_at_256: int = 1000  # training length of a 256 x 256 image (faithful: 3000 at any size)
+    length_exponent: float = 1.0  # iterations grow as (pixels / 256^2) ** length_exponent
+    min_iterations: int = 200  # no image trains shorter
+    max_iterations: int = 3000  # nor longer than the faithful method
+    width: int = 64  # hidden channels (faithful: 64; ZS-HPD uses 48)
+    lr: float = 1e-3  # AdamW; halved at 1/2, 2/3 and 5/6 of the length, as the faithful 1500/2000/2500 of 3000
+    out_activation: str = "none"  # "none" cannot saturate into a black image as a sigmoid can
+    check_every: int = 50  # iterations between checks on the held-out entries; 0: no checks
+    keep_best: bool = True  # end with the weights that were closest to the held-out entries
+
+
+def iterations_for(height: int, width: int, recipe: Recipe) -> int:
+    scaled = recipe.iterations_at_256 * (height * width / 256 ** 2) ** recipe.length_exponent
+    return int(min(recipe.max_iterations, max(recipe.min_iterations, round(scaled))))
+
+
+def training_settings(settings: config.Settings, recipe: Recipe, height: int, width: int) -> config.Settings:
+    """The faithful training loop's settings for this recipe and image size."""
+    length = iterations_for(height, width, recipe)
+    milestones = tuple(round(length * fraction) for fraction in (1 / 2, 2 / 3, 5 / 6))
+    params = dataclasses.replace(settings.params, max_epoch=length, lr=recipe.lr, width=recipe.width,
+                                 lr_milestones=milestones, out_activation=recipe.out_activation)
+    return dataclasses.replace(settings, params=params)
+
+
+class HeldOutWatch:
+    """Distance of the network's output on the noisy image to the mean of the bank
+    entries training never draws, checked every `every` iterations; keeps the weights of
+    the nearest. `identity` is the noisy image's own distance, which a useful network beats."""
+
+    def __init__(self, noisy: torch.Tensor, held_out: torch.Tensor, every: int):
+        self.noisy, self.every = noisy, every
+        self.target = held_out.mean(dim=0)  # (nn - mm) x C x H x W -> C x H x W
+        self.identity = self.distance(noisy)
+        self.history: list[tuple[int, float]] = []
+        self.best_state: dict | None = None
+
+    def distance(self, image: torch.Tensor) -> float:
+        return float(torch.mean((image - self.target) ** 2))
+
+    @torch.no_grad()
+    def __call__(self, iteration: int, model: network.Pixel2PixelNet) -> None:
+        if self.every <= 0 or iteration % self.every:
+            return
+        value = self.distance(torch.clamp(model(self.noisy[None]), 0, 1)[0])
+        if not self.history or value < min(v for _, v in self.history):
+            self.best_state = {key: tensor.detach().clone() for key, tensor in model.state_dict().items()}
+        self.history.append((iteration, value))
+
+    @property
+    def best(self) -> tuple[int, float]:
+        return min(self.history, key=lambda item: item[1])
+
+
+def build_bank(noisy: torch.Tensor, settings: config.Settings) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training entries mm x C x H x W, held-out entries (nn - mm) x C x H x W)."""
+    params = settings.params
+    offsets, _ = pixel_bank.match_offsets(noisy, params.ws, params.ps, params.nn, params.bank_distance,
+                                          params.bank_method)
+    entries = pixel_bank.gather_bank(noisy, offsets.to(noisy.device))  # nn x C x H x W
+    return entries[:params.mm], entries[params.mm:]
+
+
+def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, settings: config.Settings, recipe: Recipe,
+          name: str = "image", observe=None) -> tuple[network.Pixel2PixelNet, torch.Tensor, HeldOutWatch | None]:
+    """The network (the best checked weights with keep_best), its losses, and the watch
+    on the held-out entries (None without checks or held-out entries)."""
+    trained = training_settings(settings, recipe, *noisy.shape[1:])
+    watch = HeldOutWatch(noisy, held_out, recipe.check_every) if len(held_out) and recipe.check_every else None
+
+    def watched(iteration, model):
+        if watch is not None:
+            watch(iteration, model)
+        if observe is not None:
+            observe(iteration, model)
+
+    models, losses = network.train_networks([bank], trained, [settings.seed], name, observe=watched)
+    if watch is not None and recipe.keep_best and watch.history:
+        models[0].load_state_dict(watch.best_state)
+    return models[0], losses[0], watch
+
+
+BASE = Recipe(keep_best=False)  # the sweep reads the best weights out itself
 VARIANTS = {
-    "faithful": None,
+    "faithful": "pixel2pixel",
+    "plus": "pixel2pixel_plus",
     # Length alone, at the faithful settings otherwise (no ensemble is in the training).
     "length250": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=1.0),
     "length500": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5),
@@ -94,32 +185,32 @@ def noisy_version(clean: np.ndarray, name: str, noise: tuple[str, float]) -> np.
     return box_gauss(clean, nl, rng) if nt == "boxgauss" else add_noise(clean, nt, nl, rng)
 
 
-def settings_for(noise: tuple[str, float], precision: str) -> config.Settings:
+def settings_for(noise: tuple[str, float], precision: str, method: str = "pixel2pixel") -> config.Settings:
     """The script's settings: the real script's for the real-noise stand-in."""
     nt, nl = noise
     if nt == "boxgauss":
-        return methods.settings(precision=precision, device="cpu", no_progress=True)
-    return methods.settings("pixel2pixel", "syn", nt, nl, precision=precision, device="cpu", no_progress=True)
+        return methods.settings(method, precision=precision, device="cpu", no_progress=True)
+    return methods.settings(method, "syn", nt, nl, precision=precision, device="cpu", no_progress=True)
 
 
 def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
     return utils.psnr(clean, utils.to_numpy(estimate))
 
 
-def run_plus(recipe: plus.Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings,
+def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings,
              name: str) -> tuple[dict, list[dict]]:
     start = time.perf_counter()
-    bank, held_out = plus.build_bank(noisy, settings)
+    bank, held_out = build_bank(noisy, settings)
     bank_seconds = time.perf_counter() - start
     curve = []
 
     def observe(iteration, model):
         if iteration % 50 == 0:
             with torch.no_grad():
-                curve.append({"iteration": iteration, "psnr": f"{score(clean, plus.network.denoise(model, noisy)):.4f}"})
+                curve.append({"iteration": iteration, "psnr": f"{score(clean, network.denoise(model, noisy)):.4f}"})
 
     start = time.perf_counter()
-    model, losses, watch = plus.train(noisy, bank, held_out, settings, recipe, name, observe)
+    model, losses, watch = train(noisy, bank, held_out, settings, recipe, name, observe)
     train_seconds = time.perf_counter() - start
     for point, (iteration, distance) in zip(curve, watch.history):
         point["held_out_distance"] = f"{distance:.6e}"
@@ -130,7 +221,7 @@ def run_plus(recipe: plus.Recipe, clean: np.ndarray, noisy: torch.Tensor, settin
 
     row = {"last_k0": readout(0), "last_k8": readout(8), "iterations": len(losses),
            "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
-           "status": plus.network.training_failure(losses, plus.network.denoise(model, noisy), noisy) or "ok"}
+           "status": network.training_failure(losses, network.denoise(model, noisy), noisy) or "ok"}
     best_iteration, best_distance = watch.best
     model.load_state_dict(watch.best_state)
     row.update({f"best_k{draws}": readout(draws) for draws in READOUT_DRAWS})
@@ -139,8 +230,8 @@ def run_plus(recipe: plus.Recipe, clean: np.ndarray, noisy: torch.Tensor, settin
     return row, curve
 
 
-def run_faithful(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
-    result = METHODS["pixel2pixel"].denoise(noisy, settings, name)
+def run_method(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
+    result = METHODS[settings.method].denoise(noisy, settings, name)
     return {"psnr": score(clean, result.image), "iterations": settings.params.max_epoch, "status": result.status,
             "bank_seconds": f"{result.seconds['bank']:.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
 
@@ -187,7 +278,8 @@ def main(argv=None) -> None:
     done = done_keys(args.out)
     for variant in args.variants:
         for noise in noises:
-            settings = settings_for(noise, args.precision)
+            method = VARIANTS[variant] if isinstance(VARIANTS[variant], str) else "pixel2pixel"
+            settings = settings_for(noise, args.precision, method)
             noise_name = f"{noise[0]}{noise[1]:g}"
             for name in images:
                 if (variant, noise_name, name, str(args.side)) in done:
@@ -196,8 +288,8 @@ def main(argv=None) -> None:
                 noisy_pixels = noisy_version(clean, name, noise)
                 noisy = utils.to_tensor(noisy_pixels, torch.device("cpu"))
                 key = {"variant": variant, "noise": noise_name, "image": name, "side": args.side}
-                if VARIANTS[variant] is None:
-                    row, curve = run_faithful(clean, noisy, settings, name), []
+                if isinstance(VARIANTS[variant], str):
+                    row, curve = run_method(clean, noisy, settings, name), []
                 else:
                     row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name)
                 row = {**key, **row, "noisy_psnr": utils.psnr(clean, noisy_pixels), "precision": settings.precision,

@@ -164,6 +164,16 @@ def download(datasets: list[str], dest: str = DATA, base_url: str | None = None,
              timeout: float = 30.0) -> dict[str, int]:
     """Returns, per dataset, how many files were fetched (0: all were in place)."""
     manifest = read_manifest(manifest_path)
+    try:
+        return _download(datasets, manifest, dest, base_url, timeout)
+    except OSError as error:  # an unwritable or full --dest: one line, a partial file resumes
+        raise UserError(f"--dest {dest}: cannot write {error.filename or 'there'} ({error.strerror})") from None
+
+
+def _download(datasets: list[str], manifest: dict, dest: str, base_url: str | None, timeout: float) -> dict[str, int]:
+    os.makedirs(dest, exist_ok=True)
+    if not os.access(dest, os.W_OK):
+        raise PermissionError(13, "permission denied", dest)
     fetched = {}
     for dataset in datasets:
         entries = manifest["datasets"][dataset]
@@ -219,6 +229,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.datasets and not args.make_manifest:
         raise UserError(f"name the datasets to fetch: {', '.join(DATASETS)}")
     args.datasets = [name.lower() for name in args.datasets]
+    if args.base_url is not None:
+        parts = urllib.parse.urlsplit(args.base_url)
+        if not (parts.scheme in ("http", "https") and parts.netloc or parts.scheme == "file"):
+            raise UserError(f"--base_url {args.base_url}: expected an http://, https:// or file:// address")
+    if not args.timeout > 0:
+        raise UserError(f"--timeout {args.timeout}: must be a positive number of seconds")
     return args
 
 

@@ -14,7 +14,7 @@ import torch
 from skimage.util import img_as_float32
 
 import config
-from methods import bm3d, nlm, pixel2pixel, zsn2n
+from methods import bm3d, nlm, pixel2pixel, pixel2pixel_plus, zsn2n
 from methods.interface import Denoised, Method
 from noise import check_noise_level
 from utils import UserError, to_numpy, to_tensor
@@ -24,6 +24,7 @@ METHODS: dict[str, Method] = {
     "bm3d": bm3d.METHOD,
     "nlm": nlm.METHOD,
     "zsn2n": zsn2n.METHOD,
+    "pixel2pixel_plus": pixel2pixel_plus.METHOD,  # opt-in: the recipe of results/recipe/
 }
 
 
@@ -84,7 +85,10 @@ def folder_words(settings: config.Settings) -> list[str]:
     """What names a run folder after the noise: the method's tag, then each setting the
     tag does not name that differs from its default, e.g. width32."""
     method = METHODS[settings.method]
-    defaults = default_params(settings.method, settings.preset)
+    # With the tagged settings' own values, so that what follows from them (milestones
+    # from the length, say) is not named again.
+    defaults = dataclasses.replace(default_params(settings.method, settings.preset),
+                                   **{name: getattr(settings.params, name) for name in method.tagged})
     if hasattr(defaults, "resolved"):
         defaults = defaults.resolved(settings.nt, settings.nl)
     changed = [f"{name}{_word(getattr(settings.params, name))}" for name in own_settings(settings.method)

@@ -190,11 +190,18 @@ def bank_of(noisy: torch.Tensor, settings: Settings, name: str):
     return bank, seconds, cached is not None
 
 
-def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str]) -> list[Denoised]:
+def network_estimate(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, settings: Settings) -> torch.Tensor:
+    """The release's read-out: the network on the noisy image (C x H x W), in tiles."""
+    return network.denoise(model, noisy, INFERENCE_TILE)
+
+
+def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str],
+                     estimate=network_estimate) -> list[Denoised]:
     """Images of one shape, trained at once as one grouped network (network.train_networks);
     an image whose training diverged or collapsed is retrained alone with seed + 1000,
     up to max_retries times. An image's train seconds: its share of the joint training,
-    its inference and its retries."""
+    its inference and its retries. estimate(model, noisy, bank, settings): the read-out
+    of a trained network, judged for failure as it is returned."""
     device = noisy_images[0].device
     banks = [bank_of(noisy, settings, name) for noisy, name in zip(noisy_images, names)]
     description = os.path.splitext(names[0])[0] if len(names) == 1 else f"{len(names)} images"
@@ -208,7 +215,7 @@ def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names
                                                                               losses):
         start = time.perf_counter()
         attempt = 0
-        denoised = network.denoise(model, noisy, INFERENCE_TILE)
+        denoised = estimate(model, noisy, bank, settings)
         failure = network.training_failure(image_losses, denoised, noisy)
         while failure is not None:
             seed = settings.seed + attempt * RETRY_SEED_STEP
@@ -220,7 +227,7 @@ def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names
             attempt += 1
             model, image_losses = network.train_network(bank, settings, seed + RETRY_SEED_STEP,
                                                          os.path.splitext(name)[0])
-            denoised = network.denoise(model, noisy, INFERENCE_TILE)
+            denoised = estimate(model, noisy, bank, settings)
             failure = network.training_failure(image_losses, denoised, noisy)
         synchronize(device)
         crop = 0 if isinstance(bank, torch.Tensor) else bank.shape[-1]

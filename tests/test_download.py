@@ -143,6 +143,18 @@ def test_command_line_mistakes(source):
         download.main([])
 
 
+@pytest.mark.parametrize("flag, value", [("--base_url", "notaurl"), ("--base_url", "ftp://host/x"),
+                                         ("--timeout", "0"), ("--timeout", "nan"), ("--dest", "a_file/below")])
+def test_a_bad_flag_is_refused_naming_it_before_anything_is_written(source, tmp_path, flag, value):
+    (tmp_path / "a_file").write_text("not a folder")
+    values = {"--dest": str(tmp_path / "d"), "--base_url": source["url"], "--timeout": "5",
+              flag: str(tmp_path / value) if flag == "--dest" else value}
+    with pytest.raises(UserError, match=flag):
+        download.main(["kodak", *[word for pair in values.items() for word in pair], "--manifest", source["manifest"]])
+    assert not (tmp_path / "d").exists() and (tmp_path / "a_file").read_text() == "not a folder"
+    assert source["server"].requests == []
+
+
 def test_the_project_manifest_matches_the_shared_copies():
     manifest = download.read_manifest()
     assert {name: len(entries) for name, entries in manifest["datasets"].items()} == {

@@ -125,3 +125,44 @@ def test_a_large_photo_in_bounded_memory(tmp_path):
     assert growth_mib < 450
     denoised = utils.load_image(str(out / "large_denoised.png"))
     assert denoised.pixels.shape == (height, width, 3)
+
+
+def run_photos(source, out, *extra):
+    return Pixel2Pixel_real.main(["--input", str(source), "--out_image", str(out), "--max_epoch", "2",
+                                  *SMALL_PHOTO, *extra])
+
+
+def test_another_photo_of_the_same_name_is_refused_not_taken_as_done(tmp_path, photo):
+    out = tmp_path / "out"
+    for folder, seed in (("first", 3), ("second", 4)):
+        (tmp_path / folder).mkdir()
+        utils.save_image(str(tmp_path / folder / "cam16.png"), noisy_copy(photo, 0.05, seed))
+    run_photos(tmp_path / "first" / "cam16.png", out)
+    before = (out / "cam16_denoised.png").read_bytes()
+    again = run_photos(tmp_path / "first" / "cam16.png", out)  # the same photo: done
+    assert again["skipped"] == [] and again["new_images"] == 0
+    other = run_photos(tmp_path / "second" / "cam16.png", out)
+    assert other["new_images"] == 0 and len(other["skipped"]) == 1 and "cam16.png" in other["skipped"][0]
+    assert (out / "cam16_denoised.png").read_bytes() == before
+
+
+def test_the_same_stem_with_another_extension_never_overwrites(tmp_path, photo):
+    out = tmp_path / "out"
+    utils.save_image(str(tmp_path / "cam16.png"), noisy_copy(photo, 0.05, 3))
+    utils.save_image(str(tmp_path / "cam16.tif"), noisy_copy(photo, 0.05, 4))
+    run_photos(tmp_path / "cam16.png", out)
+    before = (out / "cam16_denoised.png").read_bytes()
+    other = run_photos(tmp_path / "cam16.tif", out)
+    assert other["new_images"] == 0 and len(other["skipped"]) == 1 and "cam16.tif" in other["skipped"][0]
+    assert (out / "cam16_denoised.png").read_bytes() == before
+    assert [row["image"] for row in read_rows(out / "results.csv")] == ["cam16.png"]
+
+
+def test_a_folder_that_is_its_own_out_image_never_takes_its_outputs_as_inputs(tmp_path, photo):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    utils.save_image(str(folder / "a.png"), noisy_copy(photo, 0.05, 2))
+    first = run_photos(folder, folder)
+    again = run_photos(folder, folder)
+    assert first["new_images"] == 1 and again["new_images"] == 0 and again["skipped"] == []
+    assert [row["image"] for row in read_rows(folder / "results.csv")] == ["a.png"]

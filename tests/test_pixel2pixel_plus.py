@@ -1,0 +1,78 @@
+"""Pixel2Pixel+ (methods/pixel2pixel_plus.py): the faithful training loop with its own
+defaults, an output that cannot saturate into black, and the ensemble read-out."""
+import numpy as np
+import pytest
+import torch
+
+import methods
+import pixel_bank
+from methods import pixel2pixel_plus as plus
+from noise import add_noise
+
+
+def noisy_crop(side=24, level=25.0, seed=0):
+    clean = np.linspace(0.2, 0.8, side * side * 3, dtype=np.float32).reshape(side, side, 3)
+    return clean, add_noise(clean, "gauss", level, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_with_the_faithful_read_out_it_is_the_faithful_loop_at_its_settings(channels):
+    _, noisy = noisy_crop()
+    noisy = noisy[:, :, :channels]
+    ours = methods.denoise(noisy, method="pixel2pixel_plus", noise=("gauss", 25), max_epoch=30, device="cpu",
+                           no_progress=True)
+    faithful = methods.denoise(noisy, noise=("gauss", 25), max_epoch=30, lr_milestones=(15, 20, 25),
+                               out_activation="none", device="cpu", no_progress=True)
+    np.testing.assert_array_equal(ours, faithful)
+
+
+def test_its_milestones_follow_its_length_and_its_presets_differ_where_measured():
+    real = methods.settings("pixel2pixel_plus", "real")
+    syn = methods.settings("pixel2pixel_plus", "syn", "gauss", 50.0, max_epoch=600)
+    assert real.params.max_epoch == 1000 and real.params.lr_milestones == (500, 667, 833)
+    assert syn.params.lr_milestones == (300, 400, 500) and syn.params.mm == 8 and syn.params.loss == "L1"
+    assert real.params.ensemble > 0 and syn.params.ensemble == 0
+    assert real.params.out_activation == syn.params.out_activation == "none"
+    given = methods.settings("pixel2pixel_plus", "real", lr_milestones=(10, 20))
+    assert given.params.lr_milestones == (10, 20)
+
+
+class Identity(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_ensemble_averages_the_network_over_pseudo_instances_of_either_bank(channels):
+    _, noisy = noisy_crop(side=20)
+    noisy = torch.from_numpy(noisy[:, :, :channels].transpose(2, 0, 1).copy())
+    offsets, _ = pixel_bank.match_offsets(noisy, 8, 3, 4, "L2")
+    bank = pixel_bank.gather_bank(noisy, offsets)  # 4 x C x H x W
+    generator = torch.Generator().manual_seed(5)
+    expected = sum(pixel_bank.sample_pseudo_instances(bank, generator)[0][0] for _ in range(6)) / 6
+    tensor_bank = plus.ensemble_estimate(Identity(), noisy, bank, 6, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(tensor_bank, expected.clamp(0, 1))
+    cropped = pixel_bank.OffsetBank(noisy, offsets, crop=8)  # a large image's training bank
+    offset_bank = plus.ensemble_estimate(Identity(), noisy, cropped, 6, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(offset_bank, tensor_bank)
+    assert tensor_bank.std() < noisy.std()  # averaging instances smooths the noise
+    torch.testing.assert_close(plus.ensemble_estimate(Identity(), noisy, bank, 0, generator), noisy.clamp(0, 1))
+
+
+def test_a_dark_frame_keeps_its_level_where_the_faithful_sigmoid_goes_black():
+    # McMaster 8.png's failure in miniature: a nearly black frame under gauss 25.
+    clean = np.full((32, 32, 3), 0.01, np.float32)
+    noisy = add_noise(clean, "gauss", 25.0, np.random.default_rng(1))
+    settings = dict(noise=("gauss", 25), max_epoch=100, device="cpu", no_progress=True, max_retries=0)
+    faithful = methods.denoise(noisy, **settings)
+    ours = methods.denoise(noisy, method="pixel2pixel_plus", **settings)
+    assert faithful.max() < 1e-3  # the sigmoid saturated
+    assert abs(float(ours.mean()) - 0.01) < 0.01 and ours.max() > 0.02
+
+
+def test_its_own_setting_is_checked_and_refused_by_the_faithful_method():
+    _, noisy = noisy_crop(side=12)
+    with pytest.raises(methods.UserError, match="--ensemble"):
+        methods.settings("pixel2pixel_plus", ensemble=-1)
+    with pytest.raises(methods.UserError, match="--ensemble"):
+        methods.denoise(noisy, method="pixel2pixel", ensemble=4)

@@ -1,0 +1,23 @@
+"""The development set Pixel2Pixel+'s recipe is chosen on (benchmarks/recipe_sweep.py)."""
+import numpy as np
+import pytest
+
+from benchmarks import recipe_sweep
+
+
+def test_the_real_noise_stand_in_has_its_level_and_correlated_neighbours():
+    clean = np.full((200, 200, 3), 0.5, np.float32)
+    noise = recipe_sweep.box_gauss(clean, 25.0, np.random.default_rng(0)) - clean
+    assert noise.std() * 255 == pytest.approx(25.0, rel=0.03)
+    right = np.corrcoef(noise[:, :-1].ravel(), noise[:, 1:].ravel())[0, 1]
+    far = np.corrcoef(noise[:, :-2].ravel(), noise[:, 2:].ravel())[0, 1]
+    assert right == pytest.approx(0.5, abs=0.03) and abs(far) < 0.03  # two of four draws shared, then none
+
+
+@pytest.mark.parametrize("noise", recipe_sweep.NOISES)
+def test_each_images_noise_is_seeded_by_itself(noise):
+    crops = recipe_sweep.development_set(64)
+    assert len(crops) == 8 and all(crop.shape == (64, 64, 3) for crop in crops.values())
+    first = recipe_sweep.noisy_version(crops["astronaut"], "astronaut", noise)
+    np.testing.assert_array_equal(first, recipe_sweep.noisy_version(crops["astronaut"], "astronaut", noise))
+    assert not np.array_equal(first, recipe_sweep.noisy_version(crops["astronaut"], "rocket", noise))
