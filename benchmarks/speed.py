@@ -96,10 +96,11 @@ def photo_task(height: int, width: int, iterations: int, precision: str) -> dict
             "inference s": time.perf_counter() - trained}
 
 
-def method_task(method: str, image: str | None, iterations: int) -> dict:
+def method_task(method: str, image: str | None, iterations: int | None, precision: str) -> dict:
     noisy = noisy_image(256, 256, image)
-    trained = {"max_epoch": iterations} if "max_epoch" in methods.own_settings(method) else {}
-    settings = methods.settings(method, "syn", "gauss", 25, no_progress=True, device="cpu", **trained)
+    trained = {"max_epoch": iterations} if iterations and "max_epoch" in methods.own_settings(method) else {}
+    settings = methods.settings(method, "syn", "gauss", 25, no_progress=True, device="cpu", precision=precision,
+                                **trained)
     start = time.perf_counter()
     METHODS[method].denoise(noisy, settings, "image")
     return {"seconds": time.perf_counter() - start}
@@ -127,11 +128,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--layouts", nargs="+", default=["auto"], choices=["auto", "channels_last", "nchw"],
                         help="train: tensor layouts (default: auto, the one training picks)")
     parser.add_argument("--size", type=int, nargs=2, default=[4000, 3000], metavar=("W", "H"), help="photo: size")
-    parser.add_argument("--iterations", type=int, default=20, help="training iterations timed (methods: run)")
+    parser.add_argument("--iterations", type=int, help="training iterations timed (default: 20; methods: each "
+                                                       "method's own length, side by side)")
     parser.add_argument("--image", help="methods: the clean image (default: a 256 x 256 photograph crop)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--report", help="also write the table to this file")
     args = parser.parse_args(argv)
+    for flag, values, low in (("--sizes", args.sizes, 16), ("--size", args.size, 16),
+                              ("--batch_images", args.batch_images, 1), ("--iterations", [args.iterations or 1], 1)):
+        if not all(low <= value <= 100_000 for value in values):
+            parser.error(f"{flag} {' '.join(map(str, values))}: each must be between {low} and 100000")
+    if args.what != "methods":
+        args.iterations = args.iterations or 20
     rows = []
     if args.what == "bank":
         for size in args.sizes:
@@ -149,8 +157,13 @@ def main(argv=None) -> dict:
             rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",
                          measured(photo_task, args.size[1], args.size[0], args.iterations, precision)))
     elif args.what == "methods":
-        for method in args.methods:
-            rows.append((method, measured(method_task, method, args.image, args.iterations)))
+        for precision in args.precisions:  # the methods that compute in it (the others: once, in theirs)
+            for method in args.methods:
+                own = METHODS[method].precisions
+                if precision in own or (not own or own[0] not in args.precisions) and precision == args.precisions[0]:
+                    rows.append((f"{method}, {precision if precision in own else own[0] if own else 'n/a'}",
+                                 measured(method_task, method, args.image, args.iterations,
+                                          precision if precision in own else "auto")))
     else:
         for policy in ("PASSIVE", "ACTIVE"):  # ours (cli.py), and OpenMP's spinning default
             os.environ["OMP_WAIT_POLICY"] = policy  # the measuring processes inherit it

@@ -60,3 +60,18 @@ def test_speed_measures_each_method_in_a_fresh_process(tmp_path, capsys):
     (_, nlm), (_, pixel2pixel) = summary["rows"]
     assert nlm["seconds"] > 0 and pixel2pixel["seconds"] > 0 and pixel2pixel["peak MiB"] > 0
     assert report.read_text().splitlines()[1].startswith("nlm")
+
+
+@pytest.mark.parametrize("words", [["bank", "--sizes", "0"], ["train", "--iterations", "-1"],
+                                   ["photo", "--size", "0", "30"], ["train", "--batch_images", "0"],
+                                   ["methods", "--iterations", "0"]])
+def test_speed_refuses_sizes_and_counts_below_one_naming_the_flag(words, tmp_path):
+    with pytest.raises(UserError, match=words[1]):
+        speed.main([*words, "--report", str(tmp_path / "speed.txt")])
+    assert not (tmp_path / "speed.txt").exists()
+
+
+def test_speed_runs_the_methods_in_each_precision_they_compute_in(tmp_path):
+    summary = speed.main(["methods", "--methods", "nlm", "pixel2pixel_plus", "--precisions", "fp32", "bf16",
+                          "--iterations", "2"])
+    assert [label for label, _ in summary["rows"]] == ["nlm, n/a", "pixel2pixel_plus, fp32", "pixel2pixel_plus, bf16"]
