@@ -60,6 +60,7 @@ class Recipe:
     width: int = 64  # hidden channels (faithful: 64; ZS-HPD uses 48)
     lr: float = 1e-3  # AdamW; halved at 1/2, 2/3 and 5/6 of the length, as the faithful 1500/2000/2500 of 3000
     out_activation: str = "none"  # "none" cannot saturate into a black image as a sigmoid can
+    loss: str | None = None  # the training loss; None: the script's (L1 synthetic, L2 real); the bank keeps its own
     check_every: int = 50  # iterations between checks on the held-out entries; 0: no checks
     keep_best: bool = True  # end with the weights that were closest to the held-out entries
 
@@ -74,7 +75,8 @@ def training_settings(settings: config.Settings, recipe: Recipe, height: int, wi
     length = iterations_for(height, width, recipe)
     milestones = tuple(round(length * fraction) for fraction in (1 / 2, 2 / 3, 5 / 6))
     params = dataclasses.replace(settings.params, max_epoch=length, lr=recipe.lr, width=recipe.width,
-                                 lr_milestones=milestones, out_activation=recipe.out_activation)
+                                 lr_milestones=milestones, out_activation=recipe.out_activation,
+                                 loss=recipe.loss or settings.params.loss)
     return dataclasses.replace(settings, params=params)
 
 
@@ -146,6 +148,8 @@ VARIANTS = {
     "lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3),
     "width48": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, width=48),
     "sigmoid": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, out_activation="sigmoid"),
+    # lr2e-3 with L2's mean in place of L1's median (the synthetic script trains on L1).
+    "l2_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3, loss="L2"),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
