@@ -51,7 +51,7 @@ def test_exif_orientation_is_applied(tmp_path, orientation):
 # ---------------------------------------------------------------------------- lost results
 def test_two_images_with_one_stem_are_refused(tmp_path, clean_dataset):
     utils.save_image(str(clean_dataset / "tiny" / "rgb.jpg"), skdata.astronaut()[:40, :44].copy())
-    with pytest.raises(UserError, match="rgb.jpg and rgb.png .* share a name stem"):
+    with pytest.raises(UserError, match=r"rgb\.jpg.*rgb\.png"):
         Pixel2Pixel_syn.main(syn(tmp_path, clean_dataset))
 
 
@@ -126,10 +126,10 @@ def test_a_photo_with_a_window_wider_than_int8_offsets(tmp_path):
 def test_every_output_place_is_checked_before_any_work(tmp_path, clean_dataset, photo):
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
-    with pytest.raises(UserError, match="--save .*cannot write there"):
+    with pytest.raises(UserError, match="--save .*a file"):
         Pixel2Pixel_syn.main(syn(tmp_path, clean_dataset, "--save", str(blocker / "cache")))
     utils.save_image(str(tmp_path / "mine.png"), photo)
-    with pytest.raises(UserError, match="--out_image .*cannot write there"):
+    with pytest.raises(UserError, match="--out_image .*a file"):
         Pixel2Pixel_real.main(["--input", str(tmp_path / "mine.png"), "--out_image", str(blocker / "out"), *SMALL,
                                "--mm", "4", "--save", str(tmp_path / "cache")])
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

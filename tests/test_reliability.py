@@ -65,7 +65,7 @@ def test_bad_flag_from_the_command_line_is_one_line(tmp_path, clean_dataset):
 def test_unwritable_output_folder(tmp_path, clean_dataset):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(UserError, match="--out_image .*cannot write there"):
+    with pytest.raises(UserError, match="--out_image .*file"):
         Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--out_image", str(blocker / "out")))
 
 
@@ -100,7 +100,7 @@ def test_image_too_small_for_the_window_is_skipped(tmp_path, clean_dataset):
 
 def test_gt_and_noisy_with_other_names(tmp_path, real_dataset):
     utils.save_image(str(real_dataset / "pairs" / "GT" / "b.png"), np.zeros((30, 30, 3), np.uint8))
-    with pytest.raises(UserError, match=r"lack a partner of the same name, e\.g\. b\.png in .*GT"):
+    with pytest.raises(UserError, match=r"b\.png.*GT"):
         Pixel2Pixel_real.main(["--data_path", str(real_dataset), "--dataset", "pairs", "--nn", "8", "--mm", "4",
                                *SMALL, "--out_image", str(tmp_path / "out")])
 
@@ -200,7 +200,8 @@ def test_failed_training_is_retried_with_another_seed(tmp_path, clean_dataset, m
     (row,) = read_rows(summary["csv"])
     assert seeds == [123, 123 + pixel2pixel.RETRY_SEED_STEP]
     assert row["attempts"] == "2" and row["status"] == "ok"
-    assert "training with seed 123 gave a non-finite loss; retrying with seed 1123" in capsys.readouterr().err
+    (warning,) = capsys.readouterr().err.strip().splitlines()  # one line: the failure and the next seed
+    assert "non-finite loss" in warning and "1123" in warning
 
 
 def test_a_real_collapse_is_detected():
@@ -224,7 +225,8 @@ def test_collapse_that_persists_is_reported(tmp_path, clean_dataset, monkeypatch
     (row,) = read_rows(summary["csv"])
     assert row["attempts"] == "2" and row["status"] == "collapsed output"
     err = capsys.readouterr().err
-    assert "retrying with seed 1123" in err and "training with seed 1123 gave a collapsed output\n" in err
+    first, last = err.strip().splitlines()  # a line an attempt, each naming its seed and its failure
+    assert "123" in first and "1123" in last and all("collapsed output" in line for line in (first, last))
 
 
 # ---------------------------------------------------------------------------- interruption
@@ -310,13 +312,13 @@ def test_time_budget_judges_the_next_batch_by_the_seconds_an_image_took():
     assert pipeline.TimeBudget(None).allows(10 ** 6)
     clock[0] += 7.0
     assert not budget.allows(1)
-    assert budget.stop_message(5) == ("Stopping: --time_limit 10 s with 5 image(s) left (11 s used; an image took "
-                                      "2 s); run the same command again to resume")
+    message = budget.stop_message(5)  # the limit, the images left, the seconds used and an image's
+    assert "--time_limit" in message and {"10", "5", "11", "2"} <= set(re.findall(r"\d+", message))
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan"])
 def test_time_limit_must_be_positive(tmp_path, clean_dataset, value):
-    with pytest.raises(UserError, match=f"--time_limit {value}: must be a positive number of seconds"):
+    with pytest.raises(UserError, match=f"--time_limit {value}"):
         Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--time_limit", value))
     assert not (tmp_path / "out").exists()
 
@@ -335,7 +337,7 @@ def test_photos_stop_at_the_time_limit_and_resume(tmp_path, clean_dataset):
 
 def test_other_settings_in_the_same_run_folder_are_refused(tmp_path, clean_dataset):
     Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png"))
-    with pytest.raises(UserError, match="holds results made with other settings"):
+    with pytest.raises(UserError, match="--out_image.*gauss_25"):
         Pixel2Pixel_syn.main(syn_args(tmp_path, clean_dataset, "--images", "gray.png", "--max_retries", "0"))
 
 

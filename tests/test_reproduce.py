@@ -155,5 +155,5 @@ def test_time_limit_is_shared_by_the_cells_and_stops_before_a_cell_it_cannot_fit
     summary = reproduce.main([*argv, "--time_limit", "180", "--batch_images", "2"])
     assert not summary.get("stopped") and clock[0] == 150.0
     assert len(reproduce.cell_run(gauss50, "pixel2pixel", str(tables), SHORT).rows) == 3
-    with pytest.raises(UserError, match="--time_limit -1: must be a positive number of seconds"):
+    with pytest.raises(UserError, match="--time_limit -1"):
         reproduce.main([*argv, "--time_limit", "-1"])

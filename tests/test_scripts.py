@@ -204,8 +204,8 @@ def test_a_failed_image_of_a_batch_is_retried_alone(tmp_path, same_size_dataset,
     rows = read_rows(Pixel2Pixel_syn.main(argv)["csv"])
     assert [(row["image"], row["attempts"], row["status"]) for row in rows] == [
         ("c0.png", "1", "ok"), ("c1.png", "2", "ok"), ("c2.png", "1", "ok")]
-    assert "warning: c1.png: training with seed 123 gave a non-finite loss; retrying with seed 1123" in \
-        capsys.readouterr().err
+    (warning,) = capsys.readouterr().err.strip().splitlines()  # one line naming the image, its failure, the seed
+    assert "c1.png" in warning and "non-finite loss" in warning and "1123" in warning
 
 
 @pytest.mark.parametrize("text,environment,expected", [
@@ -269,5 +269,6 @@ def test_a_run_resumes_in_another_precision_into_the_same_folder_and_says_so(tmp
     capsys.readouterr()
     second = Pixel2Pixel_syn.main(argv)
     assert second["csv"] == path
-    assert "holds rows made in bf16; new rows are made in fp32" in capsys.readouterr().out
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "bf16" in line]
+    assert "fp32" in note  # both precisions named
     assert {row["image"]: row["precision"] for row in read_rows(path)} == {"gray.png": "bf16", "rgb.png": "fp32"}
