@@ -257,25 +257,70 @@ def append_rows(path: str, fields: list[str], rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+# How a candidate recipe's network is read out, by its CSV column; a method's row has its own psnr.
+READOUTS = {"last_k0": "on the noisy image", "last_k8": "mean over 8 pseudo instances"}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown, one table per crop side: mean PSNR (dB) per variant and read-out (rows)
+    and noise (columns), then, in brackets, its difference from the faithful method's
+    mean over the same images and how many images that is."""
+    lines = []
+    for side in sorted({row["side"] for row in rows}, key=int):
+        here = [row for row in rows if row["side"] == side]
+        noises = [f"{nt}{nl:g}" for nt, nl in NOISES if any(row["noise"] == f"{nt}{nl:g}" for row in here)]
+        psnr = {(row["variant"], row["noise"], row["image"]): row for row in here}
+        lines += [f"### {side} x {side}", "", "| variant | read-out | " + " | ".join(noises) + " |",
+                  "|---|---|" + "---|" * len(noises)]
+        for variant in [name for name in VARIANTS if any(row["variant"] == name for row in here)]:
+            for column, readout in ((("psnr", "the method's"),) if isinstance(VARIANTS[variant], str)
+                                    else READOUTS.items()):
+                cells = []
+                for noise in noises:
+                    images = [image for (name, kind, image) in psnr if name == variant and kind == noise]
+                    paired = [image for image in images if ("faithful", noise, image) in psnr]
+                    if not images:
+                        cells.append("")
+                        continue
+                    mean = np.mean([float(psnr[variant, noise, image][column]) for image in images])
+                    gain = np.mean([float(psnr[variant, noise, image][column]) - float(psnr["faithful", noise, image]["psnr"])
+                                    for image in paired]) if paired else float("nan")
+                    cells.append(f"{mean:.2f} ({gain:+.2f}, {len(paired)})" if variant != "faithful"
+                                 else f"{mean:.2f} ({len(images)})")
+                lines.append(f"| {variant} | {readout} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.ArgumentParser("recipe_sweep.py", description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--side", type=int, default=128, help="crop side (default 128; the choice is confirmed at 256)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), required=True)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="the recipes to run")
     parser.add_argument("--images", nargs="+", choices=PHOTOGRAPHS, help="default: all eight")
     parser.add_argument("--noises", nargs="+", choices=[f"{nt}{nl:g}" for nt, nl in NOISES], help="default: all five")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--out", default="results/recipe/sweep.csv", help="the rows, appended as they come")
     parser.add_argument("--curves", default="results/recipe/curves.csv", help="each run's curve, appended")
+    parser.add_argument("--table", metavar="FILE", help="run nothing: write the means of --out's rows to FILE "
+                                                        "(markdown)")
     args = parser.parse_args(argv)
+    if not args.variants and not args.table:
+        parser.error("name the --variants to run (or --table FILE to tabulate --out)")
     if not 64 <= args.side <= 512:
         parser.error(f"--side {args.side}: choose a side from 64 to 512")
     return args
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.table:
+        if not os.path.isfile(args.out):
+            raise utils.UserError(f"--out {args.out}: no such file to tabulate")
+        with open(args.out, newline="") as handle:
+            utils.atomic_write_text(args.table, table(list(csv.DictReader(handle))))
+        return {"skipped": []}
     crops = development_set(args.side)
     images = args.images or list(PHOTOGRAPHS)
     noises = [noise for noise in NOISES if args.noises is None or f"{noise[0]}{noise[1]:g}" in args.noises]

@@ -21,7 +21,7 @@ def test_with_the_faithful_read_out_it_is_the_faithful_loop_at_its_settings(chan
     noisy = noisy[:, :, :channels]
     ours = methods.denoise(noisy, method="pixel2pixel_plus", noise=("gauss", 25), max_epoch=30, device="cpu",
                            no_progress=True)
-    faithful = methods.denoise(noisy, noise=("gauss", 25), max_epoch=30, lr_milestones=(15, 20, 25),
+    faithful = methods.denoise(noisy, noise=("gauss", 25), max_epoch=30, lr=2e-3, lr_milestones=(15, 20, 25),
                                out_activation="none", device="cpu", no_progress=True)
     np.testing.assert_array_equal(ours, faithful)
 

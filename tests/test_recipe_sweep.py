@@ -21,3 +21,16 @@ def test_each_images_noise_is_seeded_by_itself(noise):
     first = recipe_sweep.noisy_version(crops["astronaut"], "astronaut", noise)
     np.testing.assert_array_equal(first, recipe_sweep.noisy_version(crops["astronaut"], "astronaut", noise))
     assert not np.array_equal(first, recipe_sweep.noisy_version(crops["astronaut"], "rocket", noise))
+
+
+def test_the_table_pairs_each_recipe_with_the_faithful_method_on_the_same_images():
+    def row(variant, image, **values):
+        return {"variant": variant, "noise": "gauss25", "image": image, "side": "128", **values}
+
+    rows = [row("faithful", "a", psnr="30"), row("faithful", "b", psnr="28"),
+            row("length1000", "a", last_k0="31", last_k8="29"), row("length1000", "c", last_k0="20", last_k8="20")]
+    lines = recipe_sweep.table(rows).splitlines()
+    assert "| faithful | the method's | 29.00 (2) |" in lines
+    # c has no faithful row: in the mean, not in the difference
+    assert "| length1000 | on the noisy image | 25.50 (+1.00, 1) |" in lines
+    assert "| length1000 | mean over 8 pseudo instances | 24.50 (-1.00, 1) |" in lines
