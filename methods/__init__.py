@@ -67,10 +67,10 @@ def settings(method: str = "pixel2pixel", preset: str = "real", nt: str | None =
     common = config.shared({**values, "nt": nt, "nl": nl})
     if not chosen.precisions:
         common["precision"] = "n/a"
+    elif asked == "auto" and common["precision"] not in chosen.auto_precisions:
+        common["precision"] = chosen.auto_precisions[0]
     elif common["precision"] not in chosen.precisions:
-        if asked != "auto":
-            raise UserError(f"--precision {asked}: {method} computes in {' or '.join(chosen.precisions)}")
-        common["precision"] = chosen.precisions[0]
+        raise UserError(f"--precision {asked}: {method} computes in {' or '.join(chosen.precisions)}")
     if common["batch_images"] > 1 and chosen.denoise_together is None:
         raise UserError(f"--batch_images {common['batch_images']}: {method} denoises one image at a time")
     params = config.typed(chosen.settings, {**chosen.presets.get(preset, {}), **own})

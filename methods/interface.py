@@ -48,3 +48,5 @@ class Method:
     identity: Callable[[Settings], dict] = lambda settings: {}
     noise_types: tuple[str, ...] | None = None  # the synthetic noise it applies to (None: any)
     precisions: tuple[str, ...] = ("fp32", "bf16")  # what it can compute in; none: n/a (not a trained network)
+    # What --precision auto may pick for it: only those whose quality was shown equal to fp32's.
+    auto_precisions: tuple[str, ...] = ("fp32", "bf16")

@@ -75,3 +75,29 @@ def test_zsn2n_trains_its_papers_length_unless_told():
     assert methods.settings("zsn2n").params.max_epoch == zsn2n.ZSN2NSettings.max_epoch == 2000
     assert methods.settings("zsn2n", max_epoch=7).params.max_epoch == 7
     assert methods.settings().params.max_epoch == 3000  # Pixel2Pixel's
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_zsn2n_trained_together_matches_each_image_trained_alone(channels):
+    rng = np.random.default_rng(2)
+    images = [torch.from_numpy(rng.random((channels, 20, 22), dtype=np.float32)) for _ in range(3)]
+    settings = methods.settings("zsn2n", max_epoch=40, device="cpu", no_progress=True)
+    together = zsn2n.denoise_together(images, settings, ["a", "b", "c"])
+    for image, joint in zip(images, together):
+        alone = zsn2n.denoise(image, settings)
+        torch.testing.assert_close(joint.image, alone.image, atol=1e-5, rtol=0)
+        torch.testing.assert_close(joint.losses, alone.losses, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(together[0].image, together[1].image)
+
+
+def test_auto_never_picks_a_precision_whose_quality_was_not_shown(monkeypatch):
+    import config
+
+    monkeypatch.setattr(config, "bf16_supported", lambda device: True)
+    monkeypatch.setattr(config, "cpu_has_amx", lambda: True)  # where bf16 is fast
+    assert methods.settings().precision == "bf16"  # Pixel2Pixel's was shown equal
+    for method, chosen in methods.METHODS.items():
+        picked = methods.settings(method).precision
+        assert picked in chosen.auto_precisions or (picked == "n/a" and not chosen.precisions)
+    assert methods.settings("zsn2n").precision == "fp32"
+    assert methods.settings("zsn2n", precision="bf16").precision == "bf16"  # asked for: measured, not picked
