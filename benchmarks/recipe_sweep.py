@@ -141,6 +141,7 @@ BASE = Recipe(keep_best=False)  # the sweep reads the best weights out itself
 VARIANTS = {
     "faithful": "pixel2pixel",
     "plus": "pixel2pixel_plus",
+    "zsn2n": "zsn2n",  # for issue #31's precision study: one --out per --precision
     # Length alone, at the faithful settings otherwise (no ensemble is in the training).
     "length250": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=1.0),
     "length500": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5),
