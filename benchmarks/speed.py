@@ -2,6 +2,7 @@
 
     python -m benchmarks.speed bank --sizes 256 1024 2048       # block matching, shift and unfold
     python -m benchmarks.speed train --precisions fp32 bf16      # seconds per training iteration
+    python -m benchmarks.speed train --methods zsn2n --layouts nchw channels_last --batch_images 1 4
     python -m benchmarks.speed photo --size 4000 3000            # a photo with --input, stage by stage
     python -m benchmarks.speed methods --image ../shared/data/kodak/kodim01.png   # every method, one image
     python -m benchmarks.speed busy                              # training alone and beside a busy process
@@ -31,6 +32,7 @@ import network
 import pixel_bank
 import utils
 from methods import METHODS
+from methods import zsn2n
 from methods.pixel2pixel import INFERENCE_TILE, bank_of
 from noise import add_noise
 
@@ -77,6 +79,16 @@ def train_task(precision: str, images: int, iterations: int, channels_last: bool
     network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)  # warm-up
     start = time.perf_counter()
     network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)
+    return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
+
+
+def zsn2n_task(precision: str, images: int, iterations: int, channels_last: bool | None = None,
+               size: int = 256) -> dict:
+    chosen = methods.settings("zsn2n", precision=precision, max_epoch=iterations, no_progress=True, device="cpu")
+    noisy = [noisy_image(size, size) + 0.01 * index for index in range(images)]
+    zsn2n.denoise_together(noisy, chosen, ["warm-up"] * images, channels_last)
+    start = time.perf_counter()
+    zsn2n.denoise_together(noisy, chosen, ["image"] * images, channels_last)
     return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
 
 
@@ -131,7 +143,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--iterations", type=int, help="training iterations timed (default: 20; methods: each "
                                                        "method's own length, side by side)")
     parser.add_argument("--image", help="methods: the clean image (default: a 256 x 256 photograph crop)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS),
+                        help="methods: those run (default: all); train: pixel2pixel (default) and/or zsn2n")
     parser.add_argument("--report", help="also write the table to this file")
     args = parser.parse_args(argv)
     for flag, values, low in (("--sizes", args.sizes, 16), ("--size", args.size, 16),
@@ -140,6 +153,7 @@ def main(argv=None) -> dict:
             parser.error(f"{flag} {' '.join(map(str, values))}: each must be between {low} and 100000")
     if args.what != "methods":
         args.iterations = args.iterations or 20
+    args.methods = args.methods or (list(METHODS) if args.what == "methods" else ["pixel2pixel"])
     rows = []
     if args.what == "bank":
         for size in args.sizes:
@@ -150,8 +164,10 @@ def main(argv=None) -> dict:
         for precision in args.precisions:
             for images in args.batch_images:
                 for layout in args.layouts:
-                    rows.append((f"{precision}, {images} image(s), {layout}",
-                                 measured(train_task, precision, images, args.iterations, layouts[layout])))
+                    for method, task in (("pixel2pixel", train_task), ("zsn2n", zsn2n_task)):
+                        if method in args.methods:
+                            rows.append((f"{method}, {precision}, {images} image(s), {layout}",
+                                         measured(task, precision, images, args.iterations, layouts[layout])))
     elif args.what == "photo":
         for precision in args.precisions:
             rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",

@@ -102,16 +102,27 @@ def grouped_network(channels: int, params: ZSN2NSettings, seeds: list[int]) -> Z
     return model
 
 
-def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str]) -> list[Denoised]:
+def uses_channels_last(precision: str, device: torch.device) -> bool:
+    """NHWC for bf16, and for fp32 on an AVX-512 CPU: 1.3x and 1.9x faster than NCHW there
+    at 256 x 256 (results/benchmarks/zsn2n_speed_cpu_noamx.txt). NCHW elsewhere, as the
+    paper's code runs: on AVX2, NHWC made Pixel2Pixel's fp32 training 2x slower."""
+    return precision == "bf16" or (device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512")
+
+
+def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str],
+                     channels_last: bool | None = None) -> list[Denoised]:
     """Images of one shape trained at once as one grouped network: each sees what it
     would alone (its own initialisation and loss; Adam is elementwise), so each result
     matches training it alone up to floating-point summation order. An image's seconds:
-    its share of the joint run."""
+    its share of the joint run. channels_last: the layout; None: uses_channels_last's."""
     start = time.perf_counter()
     params, groups = settings.params, len(noisy_images)
     device = noisy_images[0].device
     image = torch.cat(noisy_images)[None]  # G x C x H x W -> 1 x G*C x H x W
     model = grouped_network(noisy_images[0].shape[0], params, [settings.seed] * groups).to(device)
+    if uses_channels_last(settings.precision, device) if channels_last is None else channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        image = image.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.lr_step, gamma=params.lr_gamma)
     losses = torch.empty(params.max_epoch, groups, device=device)  # on the device: no host sync a step
