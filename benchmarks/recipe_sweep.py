@@ -149,6 +149,8 @@ VARIANTS = {
     "lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3),
     "width48": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, width=48),
     "sigmoid": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, out_activation="sigmoid"),
+    # lr2e-3, half the faithful length at 256 x 256
+    "lr2e-3_1500": dataclasses.replace(BASE, iterations_at_256=1500, length_exponent=0.5, lr=2e-3),
     # lr2e-3 with L2's mean in place of L1's median (the synthetic script trains on L1).
     "l2_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3, loss="L2"),
 }
