@@ -112,8 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
         group = parser.add_argument_group(f"{method}'s settings (--method {method})")
         for name in names:
             owners = [other for other in METHODS if name in methods.own_settings(other)]
-            defaults = _default_text(method, preset, name) if len(owners) == 1 else ", ".join(
-                f"{other} {_default_text(other, preset, name)}" for other in owners)
+            texts = {other: _default_text(other, preset, name) for other in owners}
+            defaults = texts[method] if len(set(texts.values())) == 1 else ", ".join(
+                f"{other} {text}" for other, text in texts.items())
             hints = typing.get_type_hints(chosen.settings)
             _flag(group, name, methods.own_settings(method)[name], hints[name], defaults)
             placed.add(name)
