@@ -14,7 +14,8 @@ A variant is a Pixel2Pixel+ recipe (VARIANTS). Every training run is read out fo
 from one network: the last or the held-out-best weights, on the noisy image or averaged
 over 8 pseudo instances; and the best weights over 0, 4, 8 and 16 pseudo instances. Its
 curve (PSNR and held-out distance every 50 iterations) goes to --curves. 'faithful' and
-'plus' are the registered methods pixel2pixel and pixel2pixel_plus as the scripts run them. One row per (variant, noise, image), appended
+'plus' are the registered methods pixel2pixel and pixel2pixel_plus as the scripts run
+them. One row per (variant, noise, image), appended
 as each finishes; a rerun skips the rows already there.
 """
 from __future__ import annotations
@@ -286,8 +287,9 @@ def table(rows: list[dict]) -> str:
                         cells.append("")
                         continue
                     mean = np.mean([float(psnr[variant, noise, image][column]) for image in images])
-                    gain = np.mean([float(psnr[variant, noise, image][column]) - float(psnr["faithful", noise, image]["psnr"])
-                                    for image in paired]) if paired else float("nan")
+                    faithful = [float(psnr["faithful", noise, image]["psnr"]) for image in paired]
+                    ours = [float(psnr[variant, noise, image][column]) for image in paired]
+                    gain = np.mean(np.subtract(ours, faithful)) if paired else float("nan")
                     cells.append(f"{mean:.2f} ({gain:+.2f}, {len(paired)})" if variant != "faithful"
                                  else f"{mean:.2f} ({len(images)})")
                 lines.append(f"| {variant} | {readout} | " + " | ".join(cells) + " |")

@@ -47,8 +47,8 @@ class Pixel2PixelPlusSettings(Pixel2PixelSettings):
                                                     none="1/2, 2/3 and 5/6 of max_epoch, as the faithful "
                                                          "1500, 2000, 2500 of 3000")
     ensemble: int = setting(8, "pseudo instances whose outputs are averaged into the result; 0: the network "
-                                "on the noisy image (the faithful read-out). 8 gained 0.8 to 0.9 dB on the development "
-                                "set's correlated noise; the synthetic preset uses 0")
+                                "on the noisy image (the faithful read-out). 8 gained 0.8 to 0.9 dB on the "
+                                "development set's correlated noise; the synthetic preset uses 0")
 
     def resolved(self, nt: str | None, nl: float | None) -> "Pixel2PixelPlusSettings":
         resolved = super().resolved(nt, nl)

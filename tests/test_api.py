@@ -16,7 +16,8 @@ from utils import UserError
 
 SMALL = dict(ws=10, ps=3, nn=8, mm=4, max_epoch=30, device="cpu", no_progress=True)
 # Each method's own short settings: a setting of another method is refused.
-SHORT = {"pixel2pixel": SMALL, "pixel2pixel_plus": SMALL, "zsn2n": dict(max_epoch=30, device="cpu", no_progress=True)}
+SHORT = {"pixel2pixel": SMALL, "pixel2pixel_plus": SMALL,
+         "zsn2n": dict(max_epoch=30, device="cpu", no_progress=True)}
 
 
 @pytest.fixture
@@ -112,7 +113,8 @@ def fuzzed_image(dtype, shape, special):
 
 @settings(max_examples=100, deadline=None)
 @given(data=st.data(), method=st.sampled_from([*methods.METHODS] * 3 + [None, "Pixel2Pixel"]),
-       dtype=st.sampled_from(DTYPES), shape=SHAPES, tensor=st.booleans(), special=st.sampled_from([None, None, None, float("nan"), float("inf"), 255.0, -3.0]),
+       dtype=st.sampled_from(DTYPES), shape=SHAPES, tensor=st.booleans(),
+       special=st.sampled_from([None, None, None, float("nan"), float("inf"), 255.0, -3.0]),
        noise=NOISES, foreign=st.sampled_from([False] * 4 + [True]))
 def test_denoise_gives_an_image_in_range_or_a_clear_error(data, method, dtype, shape, tensor, special, noise, foreign):
     """Any image, method, noise and settings: a finite image of the input's form in [0, 1],
