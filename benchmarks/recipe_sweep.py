@@ -193,12 +193,13 @@ def noisy_version(clean: np.ndarray, name: str, noise: tuple[str, float]) -> np.
     return box_gauss(clean, nl, rng) if nt == "boxgauss" else add_noise(clean, nt, nl, rng)
 
 
-def settings_for(noise: tuple[str, float], precision: str, method: str = "pixel2pixel") -> config.Settings:
+def settings_for(noise: tuple[str, float], precision: str, method: str = "pixel2pixel",
+                 device: str = "cpu") -> config.Settings:
     """The script's settings: the real script's for the real-noise stand-in."""
     nt, nl = noise
     if nt == "boxgauss":
-        return methods.settings(method, precision=precision, device="cpu", no_progress=True)
-    return methods.settings(method, "syn", nt, nl, precision=precision, device="cpu", no_progress=True)
+        return methods.settings(method, precision=precision, device=device, no_progress=True)
+    return methods.settings(method, "syn", nt, nl, precision=precision, device=device, no_progress=True)
 
 
 def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
@@ -224,7 +225,7 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
         point["held_out_distance"] = f"{distance:.6e}"
 
     def readout(draws):
-        generator = torch.Generator().manual_seed(settings.seed)
+        generator = torch.Generator(device=noisy.device).manual_seed(settings.seed)
         return score(clean, plus.ensemble_estimate(model, noisy, bank, draws, generator))
 
     row = {"last_k0": readout(0), "last_k8": readout(8), "iterations": len(losses),
@@ -306,6 +307,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--images", nargs="+", choices=PHOTOGRAPHS, help="default: all eight")
     parser.add_argument("--noises", nargs="+", choices=[f"{nt}{nl:g}" for nt, nl in NOISES], help="default: all five")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--out", default="results/recipe/sweep.csv", help="the rows, appended as they come")
     parser.add_argument("--curves", default="results/recipe/curves.csv", help="each run's curve, appended")
     parser.add_argument("--table", metavar="FILE", help="run nothing: write the means of --out's rows to FILE "
@@ -330,17 +332,18 @@ def main(argv=None) -> dict:
     images = args.images or list(PHOTOGRAPHS)
     noises = [noise for noise in NOISES if args.noises is None or f"{noise[0]}{noise[1]:g}" in args.noises]
     done = done_keys(args.out)
-    for variant in args.variants:
-        for noise in noises:
-            method = VARIANTS[variant] if isinstance(VARIANTS[variant], str) else "pixel2pixel"
-            settings = settings_for(noise, args.precision, method)
-            noise_name = f"{noise[0]}{noise[1]:g}"
-            for name in images:
+    # Every variant of one (noise, image) before the next: an interrupted sweep leaves comparable rows.
+    for noise in noises:
+        noise_name = f"{noise[0]}{noise[1]:g}"
+        for name in images:
+            for variant in args.variants:
                 if (variant, noise_name, name, str(args.side)) in done:
                     continue
+                method = VARIANTS[variant] if isinstance(VARIANTS[variant], str) else "pixel2pixel"
+                settings = settings_for(noise, args.precision, method, args.device)
                 clean = crops[name]
                 noisy_pixels = noisy_version(clean, name, noise)
-                noisy = utils.to_tensor(noisy_pixels, torch.device("cpu"))
+                noisy = utils.to_tensor(noisy_pixels, torch.device(settings.device))
                 key = {"variant": variant, "noise": noise_name, "image": name, "side": args.side}
                 if isinstance(VARIANTS[variant], str):
                     row, curve = run_method(clean, noisy, settings, name), []
@@ -351,7 +354,7 @@ def main(argv=None) -> dict:
                 row = {field: f"{value:.4f}" if isinstance(value, float) else value for field, value in row.items()}
                 append_rows(args.curves, CURVE_FIELDS, [{**key, **point} for point in curve])
                 append_rows(args.out, ROW_FIELDS, [row])
-                print(f"{variant} {noise_name} {name}: {row['psnr']} dB (noisy {row['noisy_psnr']}), "
+                print(f"{variant} {noise_name} {name}: {row.get('last_k0', row['psnr'])} dB (noisy {row['noisy_psnr']}), "
                       f"{float(row['train_seconds']):.0f} s", flush=True)
     return {"skipped": []}
 

@@ -1,4 +1,6 @@
 """The development set Pixel2Pixel+'s recipe is chosen on (benchmarks/recipe_sweep.py)."""
+import csv
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,16 @@ def test_the_table_pairs_each_recipe_with_the_faithful_method_on_the_same_images
     # c has no faithful row: in the mean, not in the difference
     assert "| length1000 | on the noisy image | 25.50 (+1.00, 1) |" in lines
     assert "| length1000 | mean over 8 pseudo instances | 24.50 (-1.00, 1) |" in lines
+
+
+def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
+    argv = ["--side", "64", "--variants", "length250", "--images", "coffee", "--noises", "gauss25", "--precision",
+            "fp32", "--out", str(tmp_path / "sweep.csv"), "--curves", str(tmp_path / "curves.csv")]
+    recipe_sweep.main(argv)
+    rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
+    assert [(row["variant"], row["image"], row["iterations"]) for row in rows] == [("length250", "coffee", "200")]
+    assert float(rows[0]["last_k0"]) > float(rows[0]["noisy_psnr"]) and rows[0]["status"] == "ok"
+    curve = list(csv.DictReader(open(tmp_path / "curves.csv")))
+    assert [int(point["iteration"]) for point in curve] == list(range(50, 201, 50))
+    recipe_sweep.main(argv)  # everything there: nothing more
+    assert len(list(csv.DictReader(open(tmp_path / "sweep.csv")))) == 1
