@@ -148,7 +148,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--report", help="also write the table to this file")
     args = parser.parse_args(argv)
     for flag, values, low in (("--sizes", args.sizes, 16), ("--size", args.size, 16),
-                              ("--batch_images", args.batch_images, 1), ("--iterations", [args.iterations or 1], 1)):
+                              ("--batch_images", args.batch_images, 1),
+                              ("--iterations", [] if args.iterations is None else [args.iterations], 1)):
         if not all(low <= value <= 100_000 for value in values):
             parser.error(f"{flag} {' '.join(map(str, values))}: each must be between {low} and 100000")
     if args.what != "methods":
