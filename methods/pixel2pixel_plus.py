@@ -36,8 +36,9 @@ MILESTONE_FRACTIONS = (1 / 2, 2 / 3, 5 / 6)  # the faithful 1500, 2000, 2500 of 
 class Pixel2PixelPlusSettings(Pixel2PixelSettings):
     """The faithful method's settings (its bank's ws, ps, nn, mm, its loss), with these
     defaults changed, each chosen on the development sweep at 128 x 128 (results/recipe/)."""
-    max_epoch: int = setting(1000, "training iterations (a third of the faithful 3000, which over-train "
-                                   "small images; on the development set 1000 beat 250, and 500 on average over the noises)")
+    max_epoch: int = setting(1000, "training iterations (a third of the faithful 3000, which over-train small "
+                                   "images; on the development set 1000 beat 250, and 500 on average over the "
+                                   "noises)")
     out_activation: str = setting("none", "on the network's output (a sigmoid can saturate into a black "
                                           "image, and cost 1.2 to 2.0 dB on the development set)",
                                   choices=("sigmoid", "none"))
