@@ -291,7 +291,8 @@ def table(rows: list[dict]) -> str:
                     faithful = [float(psnr["faithful", noise, image]["psnr"]) for image in paired]
                     ours = [float(psnr[variant, noise, image][column]) for image in paired]
                     gain = np.mean(np.subtract(ours, faithful)) if paired else float("nan")
-                    cells.append(f"{mean:.2f} ({gain:+.2f}, {len(paired)})" if variant != "faithful"
+                    difference = f"{gain:+.2f}" if paired else "no faithful row"
+                    cells.append(f"{mean:.2f} ({difference}, {len(paired)})" if variant != "faithful"
                                  else f"{mean:.2f} ({len(images)})")
                 lines.append(f"| {variant} | {readout} | " + " | ".join(cells) + " |")
         lines.append("")
