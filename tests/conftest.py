@@ -37,3 +37,13 @@ def real_dataset(tmp_path, photo):
     utils.save_image(str(root / "GT" / "a.png"), photo)
     utils.save_image(str(root / "Noisy" / "a.png"), noisy)
     return tmp_path / "data"
+
+
+@pytest.fixture
+def tiny_kodak(tmp_path, photo):
+    """A dataset named like Kodak24 with three small images."""
+    folder = tmp_path / "data" / "kodak"
+    folder.mkdir(parents=True)
+    for index in range(3):
+        utils.save_image(str(folder / f"kodim0{index + 1}.png"), np.roll(photo, 7 * index, axis=1))
+    return tmp_path / "data"

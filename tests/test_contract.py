@@ -143,14 +143,10 @@ def test_a_csv_with_a_byte_order_mark_is_read_and_kept(tmp_path):
 
 # ---------------------------------------------------------------------------- the tools
 @pytest.fixture
-def tables(tmp_path, photo):
-    """A folder holding one run of kodak_gauss25 on a two-image 'kodak'."""
-    folder = tmp_path / "data" / "kodak"
-    folder.mkdir(parents=True)
-    for index in range(2):
-        utils.save_image(str(folder / f"kodim0{index + 1}.png"), np.roll(photo, 5 * index, axis=0))
+def tables(tmp_path, tiny_kodak):
+    """A folder holding one run of kodak_gauss25 on conftest's three-image 'kodak'."""
     tables = tmp_path / "results" / "tables"
-    reproduce.main(["run", "kodak_gauss25", "--data_path", str(tmp_path / "data"), "--tables", str(tables),
+    reproduce.main(["run", "kodak_gauss25", "--data_path", str(tiny_kodak), "--tables", str(tables),
                     "--max_epoch", "2", *SMALL])
     return tables
 

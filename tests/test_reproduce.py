@@ -16,16 +16,6 @@ from results import reproduce
 SHORT = ("--max_epoch", "3", *SMALL)  # the flags of these tests' runs
 
 
-@pytest.fixture
-def tiny_kodak(tmp_path, photo):
-    """A dataset named like Kodak24 with three small images."""
-    folder = tmp_path / "data" / "kodak"
-    folder.mkdir(parents=True)
-    for index in range(3):
-        utils.save_image(str(folder / f"kodim0{index + 1}.png"), np.roll(photo, 7 * index, axis=1))
-    return tmp_path / "data"
-
-
 def table_cells(text, starts):
     """The cells of the first table line that starts with `starts`."""
     line = next(line for line in text.splitlines() if line.startswith(starts))
