@@ -154,6 +154,12 @@ VARIANTS = {
     "lr2e-3_1500": dataclasses.replace(BASE, iterations_at_256=1500, length_exponent=0.5, lr=2e-3),
     # lr2e-3 with L2's mean in place of L1's median (the synthetic script trains on L1).
     "l2_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3, loss="L2"),
+    # lr2e-3 trained on L1 of Fourier coefficients (network.fourier_l1): ZS-HPD's low
+    # frequencies at half weight, and flat, to tell the weighting from the domain.
+    "fourier_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                          loss="fourier"),
+    "fourier_flat_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                               loss="fourier_flat"),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
