@@ -248,7 +248,7 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
 def run_method(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
     result = METHODS[settings.method].denoise(noisy, settings, name)
     return {"psnr": score(clean, result.image), "iterations": settings.params.max_epoch, "status": result.status,
-            "bank_seconds": f"{result.seconds['bank']:.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
+            "bank_seconds": f"{result.seconds.get('bank', 0):.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
 
 
 def done_keys(path: str) -> set[tuple[str, str, str, str]]:

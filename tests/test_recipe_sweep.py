@@ -1,9 +1,12 @@
 """The development set Pixel2Pixel+'s recipe is chosen on (benchmarks/recipe_sweep.py)."""
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
+import utils
 from benchmarks import recipe_sweep
 
 
@@ -49,3 +52,15 @@ def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
     assert [int(point["iteration"]) for point in curve] == list(range(50, 201, 50))
     recipe_sweep.main(argv)  # everything there: nothing more
     assert len(list(csv.DictReader(open(tmp_path / "sweep.csv")))) == 1
+
+
+@pytest.mark.parametrize("variant", ["faithful", "plus", "zsn2n"])  # the registered methods' variants
+def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
+    clean = recipe_sweep.development_set(32)["coffee"]
+    noise = ("gauss", 25.0)
+    noisy = utils.to_tensor(recipe_sweep.noisy_version(clean, "coffee", noise), torch.device("cpu"))
+    settings = recipe_sweep.settings_for(noise, "fp32", recipe_sweep.VARIANTS[variant])
+    settings = dataclasses.replace(settings, params=dataclasses.replace(settings.params, max_epoch=5))
+    row = recipe_sweep.run_method(clean, noisy, settings, "coffee")
+    assert row["status"] == "ok" and np.isfinite(row["psnr"]) and float(row["train_seconds"]) > 0
+    assert float(row["bank_seconds"]) >= 0
