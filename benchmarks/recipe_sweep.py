@@ -272,10 +272,10 @@ def append_rows(path: str, fields: list[str], rows: list[dict]) -> None:
 READOUTS = {"last_k0": "on the noisy image", "last_k8": "mean over 8 pseudo instances"}
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], against: str = "faithful") -> str:
     """Markdown, one table per crop side: mean PSNR (dB) per variant and read-out (rows)
-    and noise (columns), then, in brackets, its difference from the faithful method's
-    mean over the same images and how many images that is."""
+    and noise (columns), then, in brackets, its difference from `against`'s mean over the
+    same images (a recipe's same read-out; a method's own) and how many images that is."""
     lines = []
     for side in sorted({row["side"] for row in rows}, key=int):
         here = [row for row in rows if row["side"] == side]
@@ -287,18 +287,21 @@ def table(rows: list[dict]) -> str:
             for column, readout in ((("psnr", "the method's"),) if isinstance(VARIANTS[variant], str)
                                     else READOUTS.items()):
                 cells = []
+                # A method's own read-out; a recipe's like this one's, or on the noisy image against a method's.
+                reference_column = ("psnr" if isinstance(VARIANTS[against], str) else
+                                    "last_k0" if column == "psnr" else column)
                 for noise in noises:
                     images = [image for (name, kind, image) in psnr if name == variant and kind == noise]
-                    paired = [image for image in images if ("faithful", noise, image) in psnr]
+                    paired = [image for image in images if (against, noise, image) in psnr]
                     if not images:
                         cells.append("")
                         continue
                     mean = np.mean([float(psnr[variant, noise, image][column]) for image in images])
-                    faithful = [float(psnr["faithful", noise, image]["psnr"]) for image in paired]
+                    reference = [float(psnr[against, noise, image][reference_column]) for image in paired]
                     ours = [float(psnr[variant, noise, image][column]) for image in paired]
-                    gain = np.mean(np.subtract(ours, faithful)) if paired else float("nan")
-                    difference = f"{gain:+.2f}" if paired else "no faithful row"
-                    cells.append(f"{mean:.2f} ({difference}, {len(paired)})" if variant != "faithful"
+                    gain = np.mean(np.subtract(ours, reference)) if paired else float("nan")
+                    difference = f"{gain:+.2f}" if paired else f"no {against} row"
+                    cells.append(f"{mean:.2f} ({difference}, {len(paired)})" if variant != against
                                  else f"{mean:.2f} ({len(images)})")
                 lines.append(f"| {variant} | {readout} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -319,6 +322,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--curves", default="results/recipe/curves.csv", help="each run's curve, appended")
     parser.add_argument("--table", metavar="FILE", help="run nothing: write the means of --out's rows to FILE "
                                                         "(markdown)")
+    parser.add_argument("--against", choices=list(VARIANTS), default="faithful",
+                        help="with --table: the variant each mean is differenced with (default: faithful)")
     args = parser.parse_args(argv)
     if not args.variants and not args.table:
         parser.error("name the --variants to run (or --table FILE to tabulate --out)")
@@ -333,7 +338,7 @@ def main(argv=None) -> dict:
         if not os.path.isfile(args.out):
             raise utils.UserError(f"--out {args.out}: no such file to tabulate")
         with open(args.out, newline="") as handle:
-            utils.atomic_write_text(args.table, table(list(csv.DictReader(handle))))
+            utils.atomic_write_text(args.table, table(list(csv.DictReader(handle)), args.against))
         return {"skipped": []}
     crops = development_set(args.side)
     images = args.images or list(PHOTOGRAPHS)

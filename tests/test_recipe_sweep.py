@@ -39,6 +39,11 @@ def test_the_table_pairs_each_recipe_with_the_faithful_method_on_the_same_images
     # c has no faithful row: in the mean, not in the difference
     assert "| length1000 | on the noisy image | 25.50 (+1.00, 1) |" in lines
     assert "| length1000 | mean over 8 pseudo instances | 24.50 (-1.00, 1) |" in lines
+    # Against another recipe: read-out against the same read-out, over the images both have.
+    rows.append(row("length500", "a", last_k0="30.5", last_k8="29.5"))
+    against = recipe_sweep.table(rows, against="length1000").splitlines()
+    assert "| length500 | on the noisy image | 30.50 (-0.50, 1) |" in against
+    assert "| length500 | mean over 8 pseudo instances | 29.50 (+0.50, 1) |" in against
 
 
 def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
