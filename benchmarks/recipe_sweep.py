@@ -160,6 +160,8 @@ VARIANTS = {
                                           loss="fourier"),
     "fourier_flat_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
                                                loss="fourier_flat"),
+    "fourier_flat_lr2e-3_1500": dataclasses.replace(BASE, iterations_at_256=1500, length_exponent=0.5, lr=2e-3,
+                                                    loss="fourier_flat"),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
