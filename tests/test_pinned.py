@@ -8,6 +8,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,17 +71,19 @@ def test_the_faithful_method_gives_the_recorded_output(preset, precision):
 
 
 def test_the_synthetic_script_gives_the_recorded_rows(tmp_path):
-    import Pixel2Pixel_syn
-
+    # In a process of its own, as a user runs it: in the whole suite (not alone) this row came out
+    # 0.03 dB off, from process-wide state earlier tests leave (worker threads, subnormal flushing).
     folder = tmp_path / "data" / "tiny"
     folder.mkdir(parents=True)
     utils.save_image(str(folder / "rgb.png"), skdata.astronaut()[60:100, 200:244].copy())
     utils.save_image(str(folder / "gray.png"), skdata.camera()[350:386, 150:190].copy())
-    summary = Pixel2Pixel_syn.main([
-        "--data_path", str(tmp_path / "data"), "--dataset", "tiny", "--nt", "gauss", "--nl", "25",
-        "--max_epoch", "20", "--ws", "10", "--ps", "3", "--nn", "8", "--device", "cpu", "--no_progress",
-        "--precision", "fp32", "--save", str(tmp_path / "cache"), "--out_image", str(tmp_path / "out")])
-    rows = {row["image"]: row for row in read_rows(summary["csv"])}
+    subprocess.run([
+        sys.executable, os.path.join(ROOT, "Pixel2Pixel_syn.py"), "--data_path", str(tmp_path / "data"),
+        "--dataset", "tiny", "--nt", "gauss", "--nl", "25", "--max_epoch", "20", "--ws", "10", "--ps", "3", "--nn",
+        "8", "--device", "cpu", "--no_progress", "--precision", "fp32", "--save", str(tmp_path / "cache"),
+        "--out_image", str(tmp_path / "out")], check=True, capture_output=True)
+    (results,) = (tmp_path / "out" / "tiny").glob("*/results.csv")
+    rows = {row["image"]: row for row in read_rows(results)}
     for image, expected in RECORD["syn_script_rows"].items():
         if SAME_MACHINE:
             assert {key: rows[image][key] for key in expected} == expected
