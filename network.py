@@ -124,7 +124,8 @@ def _image_losses(loss: str, prediction: torch.Tensor, target: torch.Tensor, gro
 
 def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], description: str | None = None,
                    channels_last: bool | None = None,
-                   observe: Callable[[int, Pixel2PixelNet], None] | None = None
+                   observe: Callable[[int, Pixel2PixelNet], None] | None = None,
+                   pairs: Sequence[torch.Tensor] | None = None, pairs_weight: float = 1.0
                    ) -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
     shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g]
@@ -134,7 +135,11 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
     summation order. Returns the networks and their losses, G x max_epoch.
     channels_last: the tensor layout; None picks the faster measured one. observe:
     called with (iterations done, model) after every step, for a method that watches its
-    training (the grouped model when several train together); it must not train."""
+    training (the grouped model when several train together); it must not train.
+    pairs: per bank, P x 2 x C x h x w fixed (input, target) pairs of another sampler
+    (methods/pixel2pixel_plus.py's 2 x 2 one); every iteration then adds pairs_weight
+    times the loss on one of them, drawn from a generator of its own, to the bank pair's,
+    so that the bank's draws are those of training without them."""
     if settings.precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16 (config.shared resolves auto), got {settings.precision!r}")
     if len(banks) != len(seeds) or not banks:
@@ -153,6 +158,9 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, params)
     sampler_generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+    if pairs is not None:  # G x iterations indices, drawn up front: no host sync in the loop
+        picks = [torch.randint(len(own), (iterations,), generator=torch.Generator().manual_seed(seed)).tolist()
+                 for own, seed in zip(pairs, seeds)]
     # Kept on the device: reading a loss every iteration would force a host sync.
     losses = torch.empty(iterations, groups, device=device)
     progress = not settings.no_progress
@@ -164,16 +172,26 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
     torch.backends.cudnn.benchmark = autotune_before or (fast and device.type == "cuda")
     try:
         for iteration in bar:
-            pairs = [sample_pseudo_instances(bank, generator) if isinstance(bank, torch.Tensor)
+            bank_pairs = [sample_pseudo_instances(bank, generator) if isinstance(bank, torch.Tensor)
                      else bank.sample(generator) for bank, generator in zip(banks, sampler_generators)]
             # G pairs of 1 x C x H x W -> 1 x G*C x H x W: image g feeds group g.
-            noisy_input = pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in pairs], dim=1)
-            noisy_target = pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in pairs], dim=1)
+            noisy_input = bank_pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in bank_pairs], dim=1)
+            noisy_target = bank_pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in bank_pairs], dim=1)
             if channels_last:
                 noisy_input = noisy_input.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
                 prediction = model(noisy_input)
             values = _image_losses(params.loss, prediction, noisy_target, groups)  # fp32: the head is fp32
+            if pairs is not None:
+                # G pairs of C x h x w -> 1 x G*C x h x w, as the bank's
+                chosen = [own[pick[iteration]] for own, pick in zip(pairs, picks)]
+                pair_input = torch.cat([pair[0] for pair in chosen])[None]
+                pair_target = torch.cat([pair[1] for pair in chosen])[None]
+                if channels_last:
+                    pair_input = pair_input.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                    pair_prediction = model(pair_input)
+                values = values + pairs_weight * _image_losses(params.loss, pair_prediction, pair_target, groups)
             optimizer.zero_grad(set_to_none=True)
             values.sum().backward()
             optimizer.step()

@@ -64,6 +64,7 @@ class Recipe:
     loss: str | None = None  # the training loss; None: the script's (L1 synthetic, L2 real); the bank keeps its own
     check_every: int = 50  # iterations between checks on the held-out entries; 0: no checks
     keep_best: bool = True  # end with the weights that were closest to the held-out entries
+    pairs_weight: float = 0.0  # weight of a loss on ZS-HPD's 2 x 2 pairs (plus.gradient_sorted_pairs); 0: none
 
 
 def iterations_for(height: int, width: int, recipe: Recipe) -> int:
@@ -132,7 +133,9 @@ def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, setti
         if observe is not None:
             observe(iteration, model)
 
-    models, losses = network.train_networks([bank], trained, [settings.seed], name, observe=watched)
+    pairs = [plus.gradient_sorted_pairs(noisy)] if recipe.pairs_weight else None
+    models, losses = network.train_networks([bank], trained, [settings.seed], name, observe=watched, pairs=pairs,
+                                            pairs_weight=recipe.pairs_weight)
     if watch is not None and recipe.keep_best and watch.history:
         models[0].load_state_dict(watch.best_state)
     return models[0], losses[0], watch
@@ -162,6 +165,9 @@ VARIANTS = {
                                                loss="fourier_flat"),
     "fourier_flat_lr2e-3_1500": dataclasses.replace(BASE, iterations_at_256=1500, length_exponent=0.5, lr=2e-3,
                                                     loss="fourier_flat"),
+    # lr2e-3 plus ZS-HPD's gradient-sorted 2 x 2 pairs, one a step at the bank pair's weight
+    "pairs_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                        pairs_weight=1.0),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",

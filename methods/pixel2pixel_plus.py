@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 import network
 import pixel_bank
@@ -30,6 +31,31 @@ from methods.pixel2pixel import denoise_together as faithful_denoise_together
 from methods.pixel2pixel import tag as faithful_tag
 
 MILESTONE_FRACTIONS = (1 / 2, 2 / 3, 5 / 6)  # the faithful 1500, 2000, 2500 of 3000
+GRADIENT_AVERAGE = 5  # ZS-HPD's: Sobel gradients averaged over 5 x 5 pixels rank a block's pixels
+SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def gradient_sorted_pairs(noisy: torch.Tensor) -> torch.Tensor:
+    """ZS-HPD's 2 x 2 sampler (SPEC section 8): C x H x W -> 4 x 2 x C x H/2 x W/2
+    (input, target) pairs of half-resolution images. In every 2 x 2 block the pixels are
+    ranked by the luminance's gradient; the two flattest give one pair and the two steepest
+    the other, each in both directions: neighbours whose signals differ least, while their
+    noise (if the camera's is not correlated) is independent. An odd last row or column
+    is left out."""
+    channels, height, width = noisy.shape
+    image = noisy[None, :, :height // 2 * 2, :width // 2 * 2]  # 1 x C x H x W, even sides
+    luminance = image.mean(dim=1, keepdim=True)  # 1 x 1 x H x W
+    padded = F.pad(luminance, (1, 1, 1, 1), mode="replicate")
+    sobel = SOBEL.to(noisy.device, noisy.dtype)
+    magnitude = torch.hypot(F.conv2d(padded, sobel[None, None]), F.conv2d(padded, sobel.T[None, None]))
+    radius = GRADIENT_AVERAGE // 2
+    magnitude = F.avg_pool2d(F.pad(magnitude, (radius,) * 4, mode="replicate"), GRADIENT_AVERAGE, stride=1)
+    # pixel_unshuffle: 1 x C x H x W -> 1 x C*4 x H/2 x W/2, channel c*4 + (2 * dy + dx).
+    order = F.pixel_unshuffle(magnitude, 2)[0].argsort(dim=0)  # 4 x H/2 x W/2, flattest first
+    pixels = F.pixel_unshuffle(image, 2)[0].unflatten(0, (channels, 4))  # C x 4 x H/2 x W/2
+    ranked = pixels.gather(1, order[None].expand(channels, -1, -1, -1)).transpose(0, 1)  # 4 x C x H/2 x W/2
+    return torch.stack([torch.stack(pair) for pair in ((ranked[0], ranked[1]), (ranked[1], ranked[0]),
+                                                       (ranked[2], ranked[3]), (ranked[3], ranked[2]))])
 
 
 @dataclass(frozen=True)

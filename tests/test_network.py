@@ -7,6 +7,7 @@ import config
 import methods
 import network
 from helpers import pixel2pixel_settings as settings
+from methods import pixel2pixel_plus as plus
 from utils import UserError
 
 SYN = settings(out_activation="sigmoid", loss="L1").params  # the synthetic script's network
@@ -77,6 +78,20 @@ def test_training_reduces_the_loss():
     assert losses[-10:].mean() < 0.5 * losses[:5].mean()
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_pair_term_adds_its_weighted_loss_and_leaves_the_banks_draws_alone(channels):
+    bank = noisy_bank(channels, 5)
+    pairs = plus.gradient_sorted_pairs(bank[0])
+    chosen = settings(max_epoch=1, loss="L1", seed=11)
+    _, [without] = network.train_networks([bank], chosen, [11])
+    _, [with_pairs] = network.train_networks([bank], chosen, [11], pairs=[pairs], pairs_weight=0.5)
+    initial = network.Pixel2PixelNet(channels, chosen.params, generator=torch.Generator().manual_seed(11))
+    pick = int(torch.randint(len(pairs), (1,), generator=torch.Generator().manual_seed(11)))
+    with torch.no_grad():
+        pair_loss = torch.nn.functional.l1_loss(initial(pairs[pick, 0][None]), pairs[pick, 1][None])
+    assert with_pairs[0].item() == pytest.approx(without[0].item() + 0.5 * pair_loss.item(), rel=1e-5)
+
+
 def noisy_bank(channels, seed, size=(20, 24), entries=4):
     """A bank of a smooth image plus independent noise per entry: mm x C x H x W."""
     generator = torch.Generator().manual_seed(seed)
@@ -103,16 +118,21 @@ def test_grouped_network_is_lone_networks_side_by_side(channels):
 
 # Fourier L1's gradient turns with the phase of every small coefficient, so rounding
 # differences grow faster there (measured: 1e-7 after 10 iterations, 0.02 after 40).
-@pytest.mark.parametrize("channels,loss,iterations", [(1, "L2", 40), (3, "L1", 40), (3, "fourier", 10)])
-def test_training_images_together_matches_training_them_alone(channels, loss, iterations):
+# With pairs, every step adds the loss on one of Pixel2Pixel+'s 2 x 2 pairs.
+@pytest.mark.parametrize("channels,loss,iterations,with_pairs", [(1, "L2", 40, False), (3, "L1", 40, False),
+                                                                 (3, "fourier", 10, False), (1, "L1", 40, True)])
+def test_training_images_together_matches_training_them_alone(channels, loss, iterations, with_pairs):
     banks = [noisy_bank(channels, seed) for seed in (1, 2)]
+    pairs = [plus.gradient_sorted_pairs(bank[0]) for bank in banks] if with_pairs else [None, None]
     chosen = settings(out_activation="sigmoid", max_epoch=iterations)
     # The Fourier losses are no --loss choice (recipe_sweep's levers): set past the check.
     chosen = dataclasses.replace(chosen, params=dataclasses.replace(chosen.params, loss=loss))
-    models, together = network.train_networks(banks, chosen, seeds=[7, 9])
+    models, together = network.train_networks(banks, chosen, seeds=[7, 9], pairs=pairs if with_pairs else None)
     assert together.shape == (2, iterations)
-    for bank, seed, model, losses in zip(banks, (7, 9), models, together):
-        lone_model, alone = network.train_network(bank, chosen, seed)
+    for bank, own_pairs, seed, model, losses in zip(banks, pairs, (7, 9), models, together):
+        lone_models, [alone] = network.train_networks([bank], chosen, [seed],
+                                                      pairs=None if own_pairs is None else [own_pairs])
+        lone_model = lone_models[0]
         # The first step sees identical weights and pairs; later ones drift only by
         # floating-point summation order.
         assert alone[0] == pytest.approx(losses[0].item(), rel=1e-5)

@@ -76,3 +76,29 @@ def test_its_own_setting_is_checked_and_refused_by_the_faithful_method():
         methods.settings("pixel2pixel_plus", ensemble=-1)
     with pytest.raises(methods.UserError, match="--ensemble"):
         methods.denoise(noisy, method="pixel2pixel", ensemble=4)
+
+
+@pytest.mark.parametrize("channels,height,width", [(1, 8, 10), (3, 9, 7)])
+def test_the_2x2_pairs_rank_each_blocks_pixels_and_pair_them_both_ways(channels, height, width):
+    noisy = torch.rand(channels, height, width, generator=torch.Generator().manual_seed(channels))
+    pairs = plus.gradient_sorted_pairs(noisy)
+    assert pairs.shape == (4, 2, channels, height // 2, width // 2)
+    for first, second in ((0, 1), (2, 3)):  # each pair is also trained the other way round
+        assert torch.equal(pairs[first, 0], pairs[second, 1]) and torch.equal(pairs[first, 1], pairs[second, 0])
+    # The four pixels drawn from a block are that block's four, each once.
+    drawn = torch.stack([pairs[0, 0], pairs[0, 1], pairs[2, 0], pairs[2, 1]], dim=1)  # C x 4 x h x w
+    blocks = torch.nn.functional.pixel_unshuffle(noisy[None, :, :height // 2 * 2, :width // 2 * 2], 2)[0]
+    blocks = blocks.unflatten(0, (channels, 4))
+    torch.testing.assert_close(drawn.sort(dim=1).values, blocks.sort(dim=1).values, rtol=0, atol=0)
+
+
+def test_the_flattest_pixels_of_a_block_pair_up_away_from_an_edge():
+    # A step between columns 7 and 8 on a faint ramp that names each pixel's column. In
+    # the blocks of columns 4 and 5, column 5's averaged gradient reaches the step.
+    image = torch.zeros(1, 16, 16)
+    image[:, :, 8:] = 1.0
+    image += 0.001 * torch.arange(16.0)
+    pairs = plus.gradient_sorted_pairs(image)  # 4 x 2 x 1 x 8 x 8
+    block_column = 2  # columns 4 and 5
+    torch.testing.assert_close(pairs[0, :, 0, :, block_column], torch.full((2, 8), 0.004))
+    torch.testing.assert_close(pairs[2, :, 0, :, block_column], torch.full((2, 8), 0.005))
