@@ -87,11 +87,13 @@ class Pixel2PixelNet(nn.Module):
 
 
 def uses_channels_last(precision: str, device: torch.device) -> bool:
-    """Whether training runs in NHWC (channels_last) layout. oneDNN and cuDNN run bf16
-    convolutions fastest in it, and oneDNN runs fp32 ones faster too (1.23x on a
-    2-core AVX-512 CPU, results/benchmarks/training_speed_cpu_noamx.txt). fp32 on CUDA
-    keeps NCHW, the layout the release used there; NHWC is not measured on a GPU."""
-    return precision == "bf16" or device.type == "cpu"
+    """Whether training runs in NHWC (channels_last) layout: the faster one measured on
+    each kind of device. oneDNN and cuDNN run bf16 convolutions fastest in it; fp32 on an
+    AVX-512 CPU too (1.23x without AMX, 1.35x with it: results/benchmarks/
+    training_speed_cpu_noamx.txt, training_speed_cpu_amx.txt), while on an AVX2 CPU fp32 NHWC
+    was 2x slower than NCHW (training_speed_cpu_avx2.txt). fp32 on CUDA keeps NCHW, the
+    layout the release used there; NHWC is not measured on a GPU."""
+    return precision == "bf16" or (device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512")
 
 
 def make_optimizer(model: nn.Module, params):
