@@ -127,7 +127,7 @@ def _image_losses(loss: str, prediction: torch.Tensor, target: torch.Tensor, gro
 def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], description: str | None = None,
                    channels_last: bool | None = None,
                    observe: Callable[[int, Pixel2PixelNet], None] | None = None,
-                   pairs: Sequence[torch.Tensor] | None = None, pairs_weight: float = 1.0
+                   pairs: Sequence | None = None, pairs_weight: float = 1.0
                    ) -> tuple[list[Pixel2PixelNet], torch.Tensor]:
     """Train one network per bank, all at once as one grouped network: banks of one
     shape (mm x C x H x W tensors, or pixel_bank.OffsetBank) on one device, seeds[g]
@@ -138,10 +138,10 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
     channels_last: the tensor layout; None picks the faster measured one. observe:
     called with (iterations done, model) after every step, for a method that watches its
     training (the grouped model when several train together); it must not train.
-    pairs: per bank, P x 2 x C x h x w fixed (input, target) pairs of another sampler
-    (methods/pixel2pixel_plus.py's 2 x 2 one); every iteration then adds pairs_weight
-    times the loss on one of them, drawn from a generator of its own, to the bank pair's,
-    so that the bank's draws are those of training without them."""
+    pairs: per bank, another sampler of (input, target) pairs, 1 x C x h x w each, with
+    sample(generator) (methods/pixel2pixel_plus.py's 2 x 2 one); every iteration then adds
+    pairs_weight times the loss on one of its pairs, drawn with a CPU generator of its
+    own, to the bank pair's, so that the bank's draws are those of training without it."""
     if settings.precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16 (config.shared resolves auto), got {settings.precision!r}")
     if len(banks) != len(seeds) or not banks:
@@ -160,9 +160,7 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, params)
     sampler_generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-    if pairs is not None:  # G x iterations indices, drawn up front: no host sync in the loop
-        picks = [torch.randint(len(own), (iterations,), generator=torch.Generator().manual_seed(seed)).tolist()
-                 for own, seed in zip(pairs, seeds)]
+    pair_generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     # Kept on the device: reading a loss every iteration would force a host sync.
     losses = torch.empty(iterations, groups, device=device)
     progress = not settings.no_progress
@@ -185,10 +183,10 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
                 prediction = model(noisy_input)
             values = _image_losses(params.loss, prediction, noisy_target, groups)  # fp32: the head is fp32
             if pairs is not None:
-                # G pairs of C x h x w -> 1 x G*C x h x w, as the bank's
-                chosen = [own[pick[iteration]] for own, pick in zip(pairs, picks)]
-                pair_input = torch.cat([pair[0] for pair in chosen])[None]
-                pair_target = torch.cat([pair[1] for pair in chosen])[None]
+                # G pairs of 1 x C x h x w -> 1 x G*C x h x w, as the bank's
+                chosen = [sampler.sample(generator) for sampler, generator in zip(pairs, pair_generators)]
+                pair_input = torch.cat([pair[0] for pair in chosen], dim=1)
+                pair_target = torch.cat([pair[1] for pair in chosen], dim=1)
                 if channels_last:
                     pair_input = pair_input.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):

@@ -65,6 +65,7 @@ class Recipe:
     check_every: int = 50  # iterations between checks on the held-out entries; 0: no checks
     keep_best: bool = True  # end with the weights that were closest to the held-out entries
     pairs_weight: float = 0.0  # weight of a loss on ZS-HPD's 2 x 2 pairs (plus.gradient_sorted_pairs); 0: none
+    pairs_guide: str = "noisy"  # whose gradient ranks a block's pixels: "noisy", or "bank" (the training entries' mean)
 
 
 def iterations_for(height: int, width: int, recipe: Recipe) -> int:
@@ -133,7 +134,8 @@ def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, setti
         if observe is not None:
             observe(iteration, model)
 
-    pairs = [plus.gradient_sorted_pairs(noisy)] if recipe.pairs_weight else None
+    guide = bank.mean(dim=0) if recipe.pairs_guide == "bank" else None  # mm x C x H x W -> C x H x W
+    pairs = [plus.GradientSortedPairs(noisy, guide=guide)] if recipe.pairs_weight else None
     models, losses = network.train_networks([bank], trained, [settings.seed], name, observe=watched, pairs=pairs,
                                             pairs_weight=recipe.pairs_weight)
     if watch is not None and recipe.keep_best and watch.history:
@@ -168,6 +170,9 @@ VARIANTS = {
     # lr2e-3 plus ZS-HPD's gradient-sorted 2 x 2 pairs, one a step at the bank pair's weight
     "pairs_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
                                         pairs_weight=1.0),
+    # ranked on the bank's mean, a non-local estimate, so that a pixel's own noise does not rank it
+    "pairs_guided_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                               pairs_weight=1.0, pairs_guide="bank"),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",

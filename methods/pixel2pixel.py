@@ -196,23 +196,28 @@ def network_estimate(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, s
 
 
 def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str],
-                     estimate=network_estimate) -> list[Denoised]:
+                     estimate=network_estimate, pair_sampler=None) -> list[Denoised]:
     """Images of one shape, trained at once as one grouped network (network.train_networks);
     an image whose training diverged or collapsed is retrained alone with seed + 1000,
     up to max_retries times. An image's train seconds: its share of the joint training,
     its inference and its retries. estimate(model, noisy, bank, settings): the read-out
-    of a trained network, judged for failure as it is returned."""
+    of a trained network, judged for failure as it is returned. pair_sampler(noisy, crop):
+    another sampler's pairs, trained on beside the bank's at settings.params.pairs_weight
+    (network.train_networks' pairs; Pixel2Pixel+)."""
     device = noisy_images[0].device
     banks = [bank_of(noisy, settings, name) for noisy, name in zip(noisy_images, names)]
     description = os.path.splitext(names[0])[0] if len(names) == 1 else f"{len(names)} images"
+    crop = training_crop(*noisy_images[0].shape[1:], settings.params.train_crop)
+    pairs = None if pair_sampler is None else [pair_sampler(noisy, crop) for noisy in noisy_images]
+    extra = {} if pairs is None else {"pairs_weight": settings.params.pairs_weight}
     start = time.perf_counter()
     models, losses = network.train_networks([bank for bank, _, _ in banks], settings,
-                                            [settings.seed] * len(banks), description)
+                                            [settings.seed] * len(banks), description, pairs=pairs, **extra)
     synchronize(device)
     shared_seconds = (time.perf_counter() - start) / len(banks)
     results = []
-    for noisy, name, (bank, bank_seconds, cached), model, image_losses in zip(noisy_images, names, banks, models,
-                                                                              losses):
+    for index, (noisy, name, (bank, bank_seconds, cached), model, image_losses) in enumerate(
+            zip(noisy_images, names, banks, models, losses)):
         start = time.perf_counter()
         attempt = 0
         denoised = estimate(model, noisy, bank, settings)
@@ -225,8 +230,9 @@ def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names
             if not retrying:
                 break
             attempt += 1
-            model, image_losses = network.train_network(bank, settings, seed + RETRY_SEED_STEP,
-                                                         os.path.splitext(name)[0])
+            [model], [image_losses] = network.train_networks(
+                [bank], settings, [seed + RETRY_SEED_STEP], os.path.splitext(name)[0],
+                pairs=None if pairs is None else [pairs[index]], **extra)
             denoised = estimate(model, noisy, bank, settings)
             failure = network.training_failure(image_losses, denoised, noisy)
         synchronize(device)

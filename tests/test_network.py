@@ -81,14 +81,14 @@ def test_training_reduces_the_loss():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_a_pair_term_adds_its_weighted_loss_and_leaves_the_banks_draws_alone(channels):
     bank = noisy_bank(channels, 5)
-    pairs = plus.gradient_sorted_pairs(bank[0])
+    sampler = plus.GradientSortedPairs(bank[0])
     chosen = settings(max_epoch=1, loss="L1", seed=11)
     _, [without] = network.train_networks([bank], chosen, [11])
-    _, [with_pairs] = network.train_networks([bank], chosen, [11], pairs=[pairs], pairs_weight=0.5)
+    _, [with_pairs] = network.train_networks([bank], chosen, [11], pairs=[sampler], pairs_weight=0.5)
     initial = network.Pixel2PixelNet(channels, chosen.params, generator=torch.Generator().manual_seed(11))
-    pick = int(torch.randint(len(pairs), (1,), generator=torch.Generator().manual_seed(11)))
+    pair_input, pair_target = sampler.sample(torch.Generator().manual_seed(11))  # its first draw
     with torch.no_grad():
-        pair_loss = torch.nn.functional.l1_loss(initial(pairs[pick, 0][None]), pairs[pick, 1][None])
+        pair_loss = torch.nn.functional.l1_loss(initial(pair_input), pair_target)
     assert with_pairs[0].item() == pytest.approx(without[0].item() + 0.5 * pair_loss.item(), rel=1e-5)
 
 
@@ -123,7 +123,7 @@ def test_grouped_network_is_lone_networks_side_by_side(channels):
                                                                  (3, "fourier", 10, False), (1, "L1", 40, True)])
 def test_training_images_together_matches_training_them_alone(channels, loss, iterations, with_pairs):
     banks = [noisy_bank(channels, seed) for seed in (1, 2)]
-    pairs = [plus.gradient_sorted_pairs(bank[0]) for bank in banks] if with_pairs else [None, None]
+    pairs = [plus.GradientSortedPairs(bank[0]) for bank in banks] if with_pairs else [None, None]
     chosen = settings(out_activation="sigmoid", max_epoch=iterations)
     # The Fourier losses are no --loss choice (recipe_sweep's levers): set past the check.
     chosen = dataclasses.replace(chosen, params=dataclasses.replace(chosen.params, loss=loss))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import network
 import utils
 from benchmarks import recipe_sweep
 
@@ -69,3 +70,20 @@ def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
     row = recipe_sweep.run_method(clean, noisy, settings, "coffee")
     assert row["status"] == "ok" and np.isfinite(row["psnr"]) and float(row["train_seconds"]) > 0
     assert float(row["bank_seconds"]) >= 0
+
+
+@pytest.mark.parametrize("noise", [("gauss", 25.0), ("poiss", 50.0)])
+def test_the_pairs_variant_trains_what_the_method_does(noise):
+    # The sweep's rows of a recipe stand for the method only if both train the same network.
+    clean = recipe_sweep.development_set(32)["chelsea"]
+    noisy = utils.to_tensor(recipe_sweep.noisy_version(clean, "chelsea", noise), torch.device("cpu"))
+    recipe = dataclasses.replace(recipe_sweep.VARIANTS["pairs_lr2e-3"], iterations_at_256=40, length_exponent=0.0,
+                                 min_iterations=1, check_every=0)
+    settings = recipe_sweep.settings_for(noise, "fp32")
+    bank, held_out = recipe_sweep.build_bank(noisy, settings)
+    model, _, _ = recipe_sweep.train(noisy, bank, held_out, settings, recipe)
+    plus_settings = recipe_sweep.settings_for(noise, "fp32", "pixel2pixel_plus")
+    plus_settings = dataclasses.replace(plus_settings, params=dataclasses.replace(
+        plus_settings.params, max_epoch=40, lr_milestones=(20, 27, 33)))
+    result = recipe_sweep.METHODS["pixel2pixel_plus"].denoise(noisy, plus_settings, "chelsea")
+    torch.testing.assert_close(result.image, network.denoise(model, noisy), rtol=0, atol=0)
