@@ -66,6 +66,7 @@ class Recipe:
     keep_best: bool = True  # end with the weights that were closest to the held-out entries
     pairs_weight: float = 0.0  # weight of a loss on ZS-HPD's 2 x 2 pairs (plus.gradient_sorted_pairs); 0: none
     pairs_guide: str = "noisy"  # whose gradient ranks a block's pixels: "noisy", or "bank" (the training entries' mean)
+    pairs_per_block: bool = False  # each draw picks a pair per 2 x 2 block, not one of four for the image
 
 
 def iterations_for(height: int, width: int, recipe: Recipe) -> int:
@@ -135,7 +136,8 @@ def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, setti
             observe(iteration, model)
 
     guide = bank.mean(dim=0) if recipe.pairs_guide == "bank" else None  # mm x C x H x W -> C x H x W
-    pairs = [plus.GradientSortedPairs(noisy, guide=guide)] if recipe.pairs_weight else None
+    pairs = [plus.GradientSortedPairs(noisy, guide=guide, per_block=recipe.pairs_per_block)] \
+        if recipe.pairs_weight else None
     models, losses = network.train_networks([bank], trained, [settings.seed], name, observe=watched, pairs=pairs,
                                             pairs_weight=recipe.pairs_weight)
     if watch is not None and recipe.keep_best and watch.history:
@@ -173,6 +175,9 @@ VARIANTS = {
     # ranked on the bank's mean, a non-local estimate, so that a pixel's own noise does not rank it
     "pairs_guided_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
                                                pairs_weight=1.0, pairs_guide="bank"),
+    # a pair picked per 2 x 2 block at every draw: nothing fixed to memorise
+    "pairs_mixed_lr2e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                              pairs_weight=1.0, pairs_per_block=True),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",

@@ -67,21 +67,31 @@ def gradient_sorted_pairs(noisy: torch.Tensor, guide: torch.Tensor | None = None
 
 
 class GradientSortedPairs:
-    """gradient_sorted_pairs as a sampler for network.train_networks: each draw is one of
-    the four pairs (1 x C x h x w input and target), or, for an image that trains on
-    crop x crop crops of its bank, a random crop of it of half that side (the same view)."""
+    """gradient_sorted_pairs as a sampler for network.train_networks. Each draw picks, for
+    every block on its own (per_block) or for the whole image, one of the four pairs: a
+    network of 150K weights memorises four fixed half-resolution targets, noise and all,
+    while per-block picks make a new pair every draw, as the bank's per-pixel draws do.
+    An image that trains on crop x crop crops of its bank draws crops of half that side
+    (the same view). Returns 1 x C x h x w input and target."""
 
-    def __init__(self, noisy: torch.Tensor, crop: int | None = None, guide: torch.Tensor | None = None):
+    def __init__(self, noisy: torch.Tensor, crop: int | None = None, guide: torch.Tensor | None = None,
+                 per_block: bool = True):
         self.pairs = gradient_sorted_pairs(noisy, guide)  # 4 x 2 x C x h x w
         self.crop = None if crop is None else crop // 2
+        self.per_block = per_block
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=generator))]  # 2 x C x h x w
+        pairs = self.pairs
         if self.crop is not None:
-            height, width = pair.shape[-2:]
+            height, width = pairs.shape[-2:]
             top = int(torch.randint(max(1, height - self.crop + 1), (1,), generator=generator))
             left = int(torch.randint(max(1, width - self.crop + 1), (1,), generator=generator))
-            pair = pair[..., top:top + self.crop, left:left + self.crop]
+            pairs = pairs[..., top:top + self.crop, left:left + self.crop]
+        if self.per_block:
+            choice = torch.randint(len(pairs), pairs.shape[-2:], generator=generator).to(pairs.device)  # h x w
+            pair = pairs.gather(0, choice.expand(1, *pairs.shape[1:]))[0]  # 2 x C x h x w
+        else:
+            pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]  # 2 x C x h x w
         return pair[0][None], pair[1][None]
 
 

@@ -73,11 +73,11 @@ def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
 
 
 @pytest.mark.parametrize("noise", [("gauss", 25.0), ("poiss", 50.0)])
-def test_the_pairs_variant_trains_what_the_method_does(noise):
+def test_the_mixed_pairs_variant_trains_what_the_method_does(noise):
     # The sweep's rows of a recipe stand for the method only if both train the same network.
     clean = recipe_sweep.development_set(32)["chelsea"]
     noisy = utils.to_tensor(recipe_sweep.noisy_version(clean, "chelsea", noise), torch.device("cpu"))
-    recipe = dataclasses.replace(recipe_sweep.VARIANTS["pairs_lr2e-3"], iterations_at_256=40, length_exponent=0.0,
+    recipe = dataclasses.replace(recipe_sweep.VARIANTS["pairs_mixed_lr2e-3"], iterations_at_256=40, length_exponent=0.0,
                                  min_iterations=1, check_every=0)
     settings = recipe_sweep.settings_for(noise, "fp32")
     bank, held_out = recipe_sweep.build_bank(noisy, settings)
