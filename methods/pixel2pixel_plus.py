@@ -166,7 +166,14 @@ def denoise(noisy: torch.Tensor, settings: Settings, name: str = "image") -> Den
     return denoise_together([noisy], settings, [name])[0]
 
 
+def tag(settings: Settings) -> list[str]:
+    """The faithful tag after "plus" and the pairs' weight where there are pairs: a run
+    folder made before the pairs were in the recipe is not resumed with them."""
+    weight = settings.params.pairs_weight
+    return ["plus", *([f"pairs{weight:g}"] if weight else []), *faithful_tag(settings)]
+
+
 # The faithful method's checks, columns and run-folder identity; its own settings and read-out.
 METHOD = dataclasses.replace(FAITHFUL, settings=Pixel2PixelPlusSettings, denoise=denoise,
                              denoise_together=denoise_together, presets=PRESETS,
-                             tag=lambda settings: ["plus", *faithful_tag(settings)])
+                             tag=tag, tagged=(*FAITHFUL.tagged, "pairs_weight"))

@@ -124,3 +124,11 @@ def test_an_image_that_trains_on_crops_draws_pair_crops_of_half_the_side():
     draws = [sampler.sample(generator) for _ in range(20)]
     assert all(first.shape == second.shape == (1, 3, 8, 8) for first, second in draws)
     assert len({float(first.sum()) for first, _ in draws}) > 5  # crops from many places
+
+
+def test_its_run_folder_names_the_pairs_so_an_older_run_is_not_resumed_with_them():
+    syn = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0))
+    real = methods.folder_words(methods.settings("pixel2pixel_plus", "real"))
+    halved = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0, pairs_weight=0.5))
+    assert syn[:2] == ["plus", "pairs1"] and halved[:2] == ["plus", "pairs0.5"]
+    assert real[0] == "plus" and not any(word.startswith("pairs") for word in real + syn[2:] + halved[2:])
