@@ -173,7 +173,7 @@ def train_networks(banks: Sequence, settings: Settings, seeds: Sequence[int], de
     try:
         for iteration in bar:
             bank_pairs = [sample_pseudo_instances(bank, generator) if isinstance(bank, torch.Tensor)
-                     else bank.sample(generator) for bank, generator in zip(banks, sampler_generators)]
+                          else bank.sample(generator) for bank, generator in zip(banks, sampler_generators)]
             # G pairs of 1 x C x H x W -> 1 x G*C x H x W: image g feeds group g.
             noisy_input = bank_pairs[0][0] if groups == 1 else torch.cat([pair[0] for pair in bank_pairs], dim=1)
             noisy_target = bank_pairs[0][1] if groups == 1 else torch.cat([pair[1] for pair in bank_pairs], dim=1)

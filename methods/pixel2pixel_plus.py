@@ -47,8 +47,8 @@ def gradient_sorted_pairs(noisy: torch.Tensor, guide: torch.Tensor | None = None
     the other, each in both directions: neighbours whose signals differ least, while their
     noise (if the camera's is not correlated) is independent. An odd last row or column
     is left out. guide (C x H x W): the image whose gradient ranks the pixels, by default
-    the noisy one, whose ranking then also sorts pixels by their own noise (a pixel near
-    its neighbours' level makes the gradients around it small)."""
+    the noisy one (ranking on the bank's mean instead changed nothing on the development
+    set: results/recipe/README.md)."""
     channels, height, width = noisy.shape
     image = noisy[None, :, :height // 2 * 2, :width // 2 * 2]  # 1 x C x H x W, even sides
     guide = image if guide is None else guide[None, :, :height // 2 * 2, :width // 2 * 2]
