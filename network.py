@@ -30,8 +30,16 @@ def fourier_l1(prediction: torch.Tensor, target: torch.Tensor, reduction: str = 
     return values.mean() if reduction == "mean" else values
 
 
-# The faithful method's are L1 and L2 (its --loss); the Fourier ones are recipe_sweep's levers.
-LOSSES = {"L1": F.l1_loss, "L2": F.mse_loss, "fourier": fourier_l1,
+def impulse_l1(prediction: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """L1 over the target elements that are not exactly 0 or 1, the two values salt-and-pepper
+    noise writes (SPEC section 1), counted as zero elsewhere: a target's impulses then teach
+    nothing, where pixel L1 must outvote them with its median."""
+    values = (prediction - target).abs() * ((target > 0) & (target < 1))
+    return values.mean() if reduction == "mean" else values
+
+
+# The faithful method's are L1 and L2 (its --loss); the others are recipe_sweep's levers.
+LOSSES = {"L1": F.l1_loss, "L2": F.mse_loss, "fourier": fourier_l1, "impulse_L1": impulse_l1,
           "fourier_flat": lambda prediction, target, reduction="mean": fourier_l1(prediction, target, reduction, 1.0)}
 
 

@@ -183,6 +183,9 @@ VARIANTS = {
                                                    pairs_weight=1.0, pairs_per_block=True),
     "pairs_mixed_lr4e-3": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=4e-3,
                                               pairs_weight=1.0, pairs_per_block=True),
+    # for salt-and-pepper: L1 that ignores the targets' impulses (network.impulse_l1)
+    "pairs_mixed_lr2e-3_impulse": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
+                                                      pairs_weight=1.0, pairs_per_block=True, loss="impulse_L1"),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
