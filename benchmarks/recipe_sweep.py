@@ -67,6 +67,7 @@ class Recipe:
     pairs_weight: float = 0.0  # weight of a loss on ZS-HPD's 2 x 2 pairs (plus.gradient_sorted_pairs); 0: none
     pairs_guide: str = "noisy"  # whose gradient ranks a block's pixels: "noisy", or "bank" (the training entries' mean)
     pairs_per_block: bool = False  # each draw picks a pair per 2 x 2 block, not one of four for the image
+    impulse_free: bool = False  # pseudo instances and read-out without the 0s and 1s of salt and pepper
 
 
 def iterations_for(height: int, width: int, recipe: Recipe) -> int:
@@ -186,6 +187,10 @@ VARIANTS = {
     # for salt-and-pepper: L1 that ignores the targets' impulses (network.impulse_l1)
     "pairs_mixed_lr2e-3_impulse": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5, lr=2e-3,
                                                       pairs_weight=1.0, pairs_per_block=True, loss="impulse_L1"),
+    # for salt-and-pepper: pseudo instances that leave its impulses out (plus.ImpulseFreeBank)
+    "pairs_mixed_lr2e-3_impulse_free": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5,
+                                                           lr=2e-3, pairs_weight=1.0, pairs_per_block=True,
+                                                           impulse_free=True),
 }
 ROW_FIELDS = ["variant", "noise", "image", "side", "noisy_psnr", "psnr", "last_k0", "last_k8", "best_k0", "best_k4",
               "best_k8", "best_k16", "best_iteration", "iterations", "held_out_gain", "bank_seconds", "train_seconds",
@@ -242,6 +247,9 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
              name: str) -> tuple[dict, list[dict]]:
     start = time.perf_counter()
     bank, held_out = build_bank(noisy, settings)
+    if recipe.impulse_free:
+        bank = plus.ImpulseFreeBank(bank)
+        noisy = bank.cleaned  # what the network is read out on
     bank_seconds = time.perf_counter() - start
     curve = []
 

@@ -95,6 +95,35 @@ class GradientSortedPairs:
         return pair[0][None], pair[1][None]
 
 
+class ImpulseFreeBank:
+    """A bank (mm x C x H x W) whose pseudo instances leave out the elements at exactly 0
+    or 1, the two values salt-and-pepper noise writes (SPEC section 1): input and target
+    take each element from two different entries of its own pixel and channel that are
+    neither. An element with fewer than two such entries draws from all its entries, as
+    the faithful sampler does. `cleaned` (C x H x W): the noisy image with each impulse
+    replaced by its best-matching entry that is not one, the network's input at read-out."""
+
+    def __init__(self, bank: torch.Tensor):
+        entries = len(bank)
+        valid = (bank > 0) & (bank < 1)  # mm x C x H x W
+        count = valid.sum(dim=0, keepdim=True)  # 1 x C x H x W
+        usable = count >= 2
+        # Per element, its valid entries first in the bank's order: order[:count] index them.
+        order = torch.sort((~valid).to(torch.uint8), dim=0, stable=True).indices
+        everything = torch.arange(entries, device=bank.device).view(-1, 1, 1, 1).expand_as(order)
+        self.order = torch.where(usable, order, everything)
+        self.count = torch.where(usable, count, entries).float()
+        self.bank, self.shape, self.device = bank, bank.shape, bank.device
+        self.cleaned = bank.gather(0, self.order[:1])[0]
+
+    def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target), 1 x C x H x W each, from two different usable entries."""
+        first = (torch.rand(self.count.shape, generator=generator, device=self.device) * self.count).long()
+        second = (torch.rand(self.count.shape, generator=generator, device=self.device) * (self.count - 1)).long()
+        second += second >= first  # 1 x C x H x W ranks among the usable entries, never the same
+        return self.bank.gather(0, self.order.gather(0, first)), self.bank.gather(0, self.order.gather(0, second))
+
+
 @dataclass(frozen=True)
 class Pixel2PixelPlusSettings(Pixel2PixelSettings):
     """The faithful method's settings (its bank's ws, ps, nn, mm, its loss), with these
@@ -142,7 +171,7 @@ def ensemble_estimate(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, 
     (mm x C x H x W, or an OffsetBank); with draws 0, clamp(model(noisy)). C x H x W."""
     if draws == 0:
         return network.denoise(model, noisy, INFERENCE_TILE)
-    if not isinstance(bank, torch.Tensor):
+    if isinstance(bank, pixel_bank.OffsetBank):
         bank = pixel_bank.OffsetBank(noisy, bank.offsets)  # the whole image, not training's crops
     total = torch.zeros_like(noisy)
     for _ in range(draws):
