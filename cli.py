@@ -50,7 +50,6 @@ def _flag(parser, name: str, item: dataclasses.Field, kind, defaults: str) -> No
     """One setting as a flag: default None (the method's own default applies), read as its type."""
     if typing.get_origin(kind) in (types.UnionType, typing.Union):  # X | None: X
         kind = next(option for option in typing.get_args(kind) if option is not type(None))
-    extra = {}
     if item.metadata.get("parse"):
         extra = dict(type=item.metadata["parse"], metavar="N")
     elif typing.get_origin(kind) is tuple:

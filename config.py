@@ -32,10 +32,6 @@ def setting(default, help: str, choices: tuple | None = None, none: str | None =
     return field(default=default, metadata={"help": help, "choices": choices, "none": none, "parse": parse})
 
 
-def _kind_name(kind) -> str:
-    return getattr(kind, "__name__", str(kind))
-
-
 def _coerce(name: str, value, kind):
     """value as the annotation `kind` says, or a UserError naming the flag."""
     options = typing.get_args(kind) if typing.get_origin(kind) in (types.UnionType, typing.Union) else (kind,)
@@ -54,7 +50,7 @@ def _coerce(name: str, value, kind):
             return float(value)
         elif option is str and isinstance(value, str):
             return value
-    expected = " or ".join(_kind_name(option) for option in options if option is not type(None))
+    expected = " or ".join(getattr(option, "__name__", str(option)) for option in options if option is not type(None))
     raise UserError(f"--{name} {value!r}: expected {expected}")
 
 

@@ -5,7 +5,6 @@ size can be denoised together; --shard and --time_limit split the work."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import sys
 import time
@@ -69,14 +68,6 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
 PHOTO_OUTPUTS = ("_denoised.png", "_compare.png", "_loss.png", "_loss.csv")
 
 
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_photos(source: Source, names: list[str], finished: dict[str, dict]) -> tuple[list[str], list[str]]:
     """(photos to run or resume, 'name: reason' of each refused), before any work: the
     outputs of the folder's earlier photos are left out (an --input that is the
@@ -93,8 +84,8 @@ def check_photos(source: Source, names: list[str], finished: dict[str, dict]) ->
         if row is None and stem in stems:
             refused.append(f"{name}: --out_image already holds the outputs of {stems[stem]}, which shares its "
                            f"stem; use another --out_image or rename it")
-        elif row is not None and row.get("photo_sha256") not in ("", None, file_digest(os.path.join(source.folder,
-                                                                                                     name))):
+        elif row is not None and row.get("photo_sha256") not in ("", None, utils.file_sha256(os.path.join(
+                source.folder, name))):
             refused.append(f"{name}: --out_image already holds another photo of this name; use another "
                            f"--out_image or rename it")
         else:
@@ -212,7 +203,7 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
         if folder:
             check_writable(folder, flag)
     identity = {"tag": tag, **METHODS[settings.method].identity(settings)}
-    runs.prepare_run_dir(run_dir, identity, {"run": dataclasses.asdict(run), "settings": runs.plain(settings)},
+    runs.prepare_run_dir(run_dir, identity, {"run": dataclasses.asdict(run), "settings": dataclasses.asdict(settings)},
                          command)
     results = runs.ResultsCSV(os.path.join(run_dir, runs.results_csv_name(run.shard)),
                               runs.csv_fields(METHODS[settings.method].csv_fields))
@@ -245,7 +236,7 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
             new_rows = []
         for (name, _, _), row in zip(batch, new_rows):
             if source.photos:  # which photo it was: another of the same name is not taken for it
-                row["photo_sha256"] = file_digest(os.path.join(source.folder, name))
+                row["photo_sha256"] = utils.file_sha256(os.path.join(source.folder, name))
             results.add(row)
             rows.append(row)
         budget.finished(len(batch))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import fcntl
 import io
 import json
@@ -26,11 +25,6 @@ SHARED_FIELDS = FIRST_FIELDS + LAST_FIELDS
 
 def csv_fields(own: tuple[str, ...] = ()) -> list[str]:
     return FIRST_FIELDS + list(own) + LAST_FIELDS
-
-
-def plain(settings) -> dict:
-    """Settings as JSON can hold them (the method's own nested)."""
-    return dataclasses.asdict(settings)
 
 
 def results_csv_name(shard: tuple[int, int] | None) -> str:

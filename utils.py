@@ -7,6 +7,7 @@ they were stored at (8 or 16), so that outputs can be written back at that depth
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,9 +25,7 @@ class UserError(Exception):
     """A mistake in the user's input: reported as one line, never a traceback."""
 
 
-# ----------------------------------------------------------------------------
-# Images
-# ----------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------ images
 @dataclass
 class Image:
     pixels: np.ndarray  # H x W x C float32 in [0, 1]
@@ -188,9 +187,7 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().float().cpu().numpy().transpose(1, 2, 0))
 
 
-# ----------------------------------------------------------------------------
-# Metrics (defined once; SPEC section 4)
-# ----------------------------------------------------------------------------
+# --------------------------------------------------------------------------- metrics (defined once; SPEC section 4)
 def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
@@ -217,9 +214,7 @@ def ssim(clean_integers: np.ndarray, estimate_integers: np.ndarray, max_value: i
                                        data_range=max_value, channel_axis=channel_axis))
 
 
-# ----------------------------------------------------------------------------
-# Files written whole or not at all
-# ----------------------------------------------------------------------------
+# ----------------------------------------------------------------------- files: written whole or not at all; sha256
 UMASK = os.umask(0o022)  # the process's umask, read (and put back at once) for the files it writes
 os.umask(UMASK)
 
@@ -254,3 +249,12 @@ def atomic_write_text(path: str, text: str) -> None:
             os.fsync(handle.fileno())
 
     atomic_write(path, write)
+
+
+def file_sha256(path: str) -> str:
+    """Of the file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

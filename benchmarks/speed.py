@@ -72,23 +72,21 @@ def bank_task(size: int, method: str) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def train_task(precision: str, images: int, iterations: int, channels_last: bool | None = None,
+def train_task(method: str, precision: str, images: int, iterations: int, channels_last: bool | None = None,
                size: int = 256) -> dict:
-    chosen = methods.settings(precision=precision, max_epoch=iterations, no_progress=True, device="cpu")
-    banks = [noisy_image(size, size)[None].repeat(4, 1, 1, 1) + 0.01 * index for index in range(images)]
-    network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)  # warm-up
-    start = time.perf_counter()
-    network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)
-    return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
-
-
-def zsn2n_task(precision: str, images: int, iterations: int, channels_last: bool | None = None,
-               size: int = 256) -> dict:
-    chosen = methods.settings("zsn2n", precision=precision, max_epoch=iterations, no_progress=True, device="cpu")
+    """pixel2pixel's training loop (on banks of 4 entries) or zsn2n's whole denoising, after a warm-up run."""
+    chosen = methods.settings(method, precision=precision, max_epoch=iterations, no_progress=True, device="cpu")
     noisy = [noisy_image(size, size) + 0.01 * index for index in range(images)]
-    zsn2n.denoise_together(noisy, chosen, ["warm-up"] * images, channels_last)
+    banks = [image[None].repeat(4, 1, 1, 1) for image in noisy]  # C x H x W -> 4 x C x H x W
+
+    def work():
+        if method == "zsn2n":
+            zsn2n.denoise_together(noisy, chosen, ["image"] * images, channels_last)
+        else:
+            network.train_networks(banks, chosen, list(range(images)), channels_last=channels_last)
+    work()  # kernels are picked
     start = time.perf_counter()
-    zsn2n.denoise_together(noisy, chosen, ["image"] * images, channels_last)
+    work()
     return {"s / iteration / image": (time.perf_counter() - start) / iterations / images}
 
 
@@ -123,10 +121,6 @@ def spin(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
-
-
-def busy_task(iterations: int) -> dict:
-    return train_task("fp32", 1, iterations, size=128)
 
 
 def main(argv=None) -> dict:
@@ -165,10 +159,10 @@ def main(argv=None) -> dict:
         for precision in args.precisions:
             for images in args.batch_images:
                 for layout in args.layouts:
-                    for method, task in (("pixel2pixel", train_task), ("zsn2n", zsn2n_task)):
+                    for method in ("pixel2pixel", "zsn2n"):
                         if method in args.methods:
-                            rows.append((f"{method}, {precision}, {images} image(s), {layout}",
-                                         measured(task, precision, images, args.iterations, layouts[layout])))
+                            rows.append((f"{method}, {precision}, {images} image(s), {layout}", measured(
+                                train_task, method, precision, images, args.iterations, layouts[layout])))
     elif args.what == "photo":
         for precision in args.precisions:
             rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",
@@ -182,13 +176,14 @@ def main(argv=None) -> dict:
                                  measured(method_task, method, args.image, args.iterations,
                                           precision if precision in own else "auto")))
     else:
+        busy = ("pixel2pixel", "fp32", 1, args.iterations, None, 128)  # train_task's arguments
         for policy in ("PASSIVE", "ACTIVE"):  # ours (cli.py), and OpenMP's spinning default
             os.environ["OMP_WAIT_POLICY"] = policy  # the measuring processes inherit it
-            rows.append((f"{policy.lower()} waits, alone", measured(busy_task, args.iterations)))
+            rows.append((f"{policy.lower()} waits, alone", measured(train_task, *busy)))
             competitor = multiprocessing.get_context("spawn").Process(target=spin, args=(3600,))
             competitor.start()
             try:
-                rows.append((f"{policy.lower()} waits, beside a busy process", measured(busy_task, args.iterations)))
+                rows.append((f"{policy.lower()} waits, beside a busy process", measured(train_task, *busy)))
             finally:
                 competitor.terminate()
     threads = torch.get_num_threads()

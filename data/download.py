@@ -60,14 +60,6 @@ def pixel_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_in_place(entry: dict, dest: str) -> bool:
     """Whether the entry's final file exists and is the right one."""
     path = os.path.join(dest, entry["local"])
@@ -75,15 +67,10 @@ def is_in_place(entry: dict, dest: str) -> bool:
         return False
     try:
         if "sha256" in entry:
-            return file_sha256(path) == entry["sha256"]
+            return utils.file_sha256(path) == entry["sha256"]
         return pixel_sha256(path) == entry["pixel_sha256"]
     except (OSError, UserError):
         return False
-
-
-def entry_url(entry: dict, manifest: dict, base_url: str | None) -> str:
-    base = base_url if base_url else manifest["sources"][entry["source"]]
-    return base.rstrip("/") + "/" + urllib.parse.quote(entry["path"])
 
 
 def fetch(url: str, partial: str, description: str, timeout: float) -> None:
@@ -124,11 +111,12 @@ def install(entry: dict, manifest: dict, dest: str, base_url: str | None, timeou
     staging = os.path.join(dest, ".downloads", entry["source"], entry["path"])
     os.makedirs(os.path.dirname(staging), exist_ok=True)
     partial = staging + ".part"
-    fetch(entry_url(entry, manifest, base_url), partial, os.path.basename(entry["path"]), timeout)
+    url = (base_url or manifest["sources"][entry["source"]]).rstrip("/") + "/" + urllib.parse.quote(entry["path"])
+    fetch(url, partial, os.path.basename(entry["path"]), timeout)
     # The decoders choose by file extension: the finished file takes its own name.
     os.replace(partial, staging)
     if "sha256" in entry:
-        found, expected = file_sha256(staging), entry["sha256"]
+        found, expected = utils.file_sha256(staging), entry["sha256"]
     else:
         try:
             found = pixel_sha256(staging)
@@ -163,50 +151,37 @@ def make_mcmaster_crops(dest: str, entries: list[dict]) -> None:
 def download(datasets: list[str], dest: str = DATA, base_url: str | None = None, manifest_path: str = MANIFEST,
              timeout: float = 30.0) -> dict[str, int]:
     """Returns, per dataset, how many files were fetched (0: all were in place)."""
-    manifest = read_manifest(manifest_path)
+    manifest, fetched = read_manifest(manifest_path), {}
     try:
-        return _download(datasets, manifest, dest, base_url, timeout)
+        os.makedirs(dest, exist_ok=True)
+        if not os.access(dest, os.W_OK):
+            raise PermissionError(13, "permission denied", dest)
+        for dataset in datasets:
+            entries = manifest["datasets"][dataset]
+            missing = [entry for entry in entries if not is_in_place(entry, dest)]
+            for entry in tqdm(missing, desc=dataset, unit="file", disable=None):
+                install(entry, manifest, dest, base_url, timeout)
+            if dataset == "mcmaster":
+                make_mcmaster_crops(dest, entries)
+            fetched[dataset] = len(missing)
+            print(f"{dataset}: {len(entries)} files in place ({len(missing)} fetched)", flush=True)
     except OSError as error:  # an unwritable or full --dest: one line, a partial file resumes
         raise UserError(f"--dest {dest}: cannot write {error.filename or 'there'} ({error.strerror})") from None
-
-
-def _download(datasets: list[str], manifest: dict, dest: str, base_url: str | None, timeout: float) -> dict[str, int]:
-    os.makedirs(dest, exist_ok=True)
-    if not os.access(dest, os.W_OK):
-        raise PermissionError(13, "permission denied", dest)
-    fetched = {}
-    for dataset in datasets:
-        entries = manifest["datasets"][dataset]
-        missing = [entry for entry in entries if not is_in_place(entry, dest)]
-        for entry in tqdm(missing, desc=dataset, unit="file", disable=None):
-            install(entry, manifest, dest, base_url, timeout)
-        if dataset == "mcmaster":
-            make_mcmaster_crops(dest, entries)
-        fetched[dataset] = len(missing)
-        print(f"{dataset}: {len(entries)} files in place ({len(missing)} fetched)", flush=True)
     shutil.rmtree(os.path.join(dest, ".downloads"), ignore_errors=True)
     return fetched
 
 
 def make_manifest(folder: str, path: str = MANIFEST) -> None:
-    """Maintainers: the manifest from verified local copies laid out as data/ is."""
-    sources = {"release": "https://raw.githubusercontent.com/qingma2016/Pixel2Pixel/main",
-               "swinir": "https://raw.githubusercontent.com/JingyunLiang/SwinIR/main"}
-    datasets: dict[str, list] = {"kodak": [], "mcmaster": [], "polyu": []}
-    for name in sorted(os.listdir(os.path.join(folder, "kodak"))):
-        datasets["kodak"].append({"source": "release", "path": f"data/kodak/{name}", "local": f"kodak/{name}",
-                                  "sha256": file_sha256(os.path.join(folder, "kodak", name))})
-    for sub in ("GT", "Noisy"):
-        for name in sorted(os.listdir(os.path.join(folder, "PolyU", sub))):
-            datasets["polyu"].append({"source": "release", "path": f"data/PolyU/{sub}/{name}",
-                                      "local": f"PolyU/{sub}/{name}",
-                                      "sha256": file_sha256(os.path.join(folder, "PolyU", sub, name))})
-    for name in sorted(os.listdir(os.path.join(folder, "McMaster500")), key=lambda n: int(n.split(".")[0])):
-        stem = os.path.splitext(name)[0]
-        datasets["mcmaster"].append({"source": "swinir", "path": f"testsets/McMaster/{stem}.tif",
-                                     "local": f"McMaster500/{stem}.png",
-                                     "pixel_sha256": pixel_sha256(os.path.join(folder, "McMaster500", name))})
-    utils.atomic_write_text(path, json.dumps({"sources": sources, "datasets": datasets}, indent=1) + "\n")
+    """Maintainers: the manifest's checksums again, from verified local copies laid out
+    as data/ is (its sources, paths and files are the manifest's own)."""
+    manifest = read_manifest(path)
+    for entry in (entry for entries in manifest["datasets"].values() for entry in entries):
+        local = os.path.join(folder, entry["local"])
+        if "sha256" in entry:
+            entry["sha256"] = utils.file_sha256(local)
+        else:
+            entry["pixel_sha256"] = pixel_sha256(local)
+    utils.atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

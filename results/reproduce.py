@@ -33,8 +33,7 @@ import utils
 from methods import METHODS
 from utils import UserError
 
-RESULTS = os.path.join(ROOT, "results")
-TABLES = os.path.join(RESULTS, "tables")
+TABLES = os.path.join(ROOT, "results", "tables")
 SCRIPTS = {"syn": Pixel2Pixel_syn, "real": Pixel2Pixel_real}
 README_TITLE = "# Reproduced results"  # the first line of every README `readme` writes
 REPRODUCED_DB = 0.15  # a cell is reproduced when its mean PSNR is this close to the paper's
@@ -217,8 +216,12 @@ def methods_tables(found: dict) -> list[str]:
     return lines
 
 
-def readme_text(tables: str = TABLES, flags: tuple[str, ...] = ()) -> str:
-    found = {(cell.name, method): cell_run(cell, method, tables, flags) for cell in CELLS for method in METHODS}
+def find_runs(tables: str = TABLES, flags: tuple[str, ...] = ()) -> dict:
+    """(cell name, method) -> its CellRun, or None."""
+    return {(cell.name, method): cell_run(cell, method, tables, flags) for cell in CELLS for method in METHODS}
+
+
+def readme_text(found: dict, tables: str = TABLES) -> str:
     lines = [
         README_TITLE,
         "",
@@ -364,16 +367,14 @@ def main(argv=None) -> dict:
     elif args.command == "readme":
         for script in SCRIPTS.values():  # a mistyped flag is an error before anything is written
             script.parse_args([*passed_on, "--device", "cpu"])
-        text = readme_text(args.tables, passed_on)  # reads every run first: a damaged one stops it here
+        found = find_runs(args.tables, passed_on)  # every run read first: a damaged one stops it here
+        text = readme_text(found, args.tables)
         path = os.path.join(os.path.dirname(os.path.abspath(args.tables)), "README.md")
         if not owned(path):
             raise UserError(f"--tables {args.tables}: the README beside it, {path}, is not one this command wrote; "
                             f"keep the tables in a folder of their own")
-        for cell in CELLS:
-            for method in METHODS:
-                run = cell_run(cell, method, args.tables, passed_on)
-                if run:
-                    make_montage(run, args.data_path)
+        for run in filter(None, found.values()):
+            make_montage(run, args.data_path)
         utils.atomic_write_text(path, text)
         print(f"wrote {path}")
         if args.project_readme:

@@ -3,8 +3,10 @@ import csv
 import os
 
 import pytest
+import torch
 
 import Pixel2Pixel_syn
+import config
 import runs
 from helpers import SMALL
 from utils import UserError
@@ -71,6 +73,7 @@ def test_speed_refuses_sizes_and_counts_below_one_naming_the_flag(words, tmp_pat
     assert not (tmp_path / "speed.txt").exists()
 
 
+@pytest.mark.skipif(not config.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
 def test_speed_runs_the_methods_in_each_precision_they_compute_in(tmp_path):
     summary = speed.main(["methods", "--methods", "nlm", "pixel2pixel_plus", "--precisions", "fp32", "bf16",
                           "--iterations", "2"])

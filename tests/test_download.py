@@ -163,4 +163,4 @@ def test_the_project_manifest_matches_the_shared_copies():
     if not os.path.isdir(shared):
         pytest.skip("no shared data on this machine")
     for entry in manifest["datasets"]["kodak"][:3] + manifest["datasets"]["polyu"][:3]:
-        assert download.file_sha256(os.path.join(shared, entry["local"])) == entry["sha256"]
+        assert utils.file_sha256(os.path.join(shared, entry["local"])) == entry["sha256"]

@@ -88,7 +88,7 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
 
 
 def test_the_committed_tables_hold_the_committed_csvs_means():
-    text = reproduce.readme_text()
+    text = reproduce.readme_text(reproduce.find_runs())
     for cell in reproduce.CELLS:
         run = reproduce.cell_run(cell, "pixel2pixel")
         assert run is not None and len(run.rows) == cell.images

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -14,7 +15,6 @@ import Pixel2Pixel_syn
 import cli
 import datasets
 import noise as noise_models
-import runs
 import utils
 from methods import pixel2pixel
 from helpers import ROOT, SMALL, read_rows
@@ -65,7 +65,7 @@ def test_syn_end_to_end_denoises(tmp_path, clean_dataset, capsys, noise_type, le
     words = shlex.split(info["command"])
     assert words[:2] == ["python", "Pixel2Pixel_syn.py"] and words[2:] == argv
     rebuilt = cli.settings(Pixel2Pixel_syn.parse_args(words[2:]), "syn")
-    assert json.loads(json.dumps(runs.plain(rebuilt))) == info["arguments"]["settings"]
+    assert json.loads(json.dumps(dataclasses.asdict(rebuilt))) == info["arguments"]["settings"]
     assert info["arguments"]["settings"]["params"]["mm"] == (4 if noise_type == "gauss" else 8)  # the rule, applied
 
 
