@@ -196,16 +196,22 @@ def network_estimate(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, s
 
 
 def denoise_together(noisy_images: list[torch.Tensor], settings: Settings, names: list[str],
-                     estimate=network_estimate, pair_sampler=None) -> list[Denoised]:
+                     estimate=network_estimate, pair_sampler=None, prepare=None) -> list[Denoised]:
     """Images of one shape, trained at once as one grouped network (network.train_networks);
     an image whose training diverged or collapsed is retrained alone with seed + 1000,
     up to max_retries times. An image's train seconds: its share of the joint training,
     its inference and its retries. estimate(model, noisy, bank, settings): the read-out
     of a trained network, judged for failure as it is returned. pair_sampler(noisy, crop):
     another sampler's pairs, trained on beside the bank's at settings.params.pairs_weight
-    (network.train_networks' pairs; Pixel2Pixel+)."""
+    (network.train_networks' pairs; Pixel2Pixel+). prepare(noisy, bank) -> (noisy, bank):
+    another view of an image and its bank, trained on and read out in their place
+    (Pixel2Pixel+'s impulse-free bank)."""
     device = noisy_images[0].device
     banks = [bank_of(noisy, settings, name) for noisy, name in zip(noisy_images, names)]
+    if prepare is not None:
+        views = [prepare(noisy, bank) for noisy, (bank, _, _) in zip(noisy_images, banks)]
+        noisy_images = [noisy for noisy, _ in views]
+        banks = [(bank, seconds, cached) for (_, bank), (_, seconds, cached) in zip(views, banks)]
     description = os.path.splitext(names[0])[0] if len(names) == 1 else f"{len(names)} images"
     crop = training_crop(*noisy_images[0].shape[1:], settings.params.train_crop)
     pairs = None if pair_sampler is None else [pair_sampler(noisy, crop) for noisy in noisy_images]

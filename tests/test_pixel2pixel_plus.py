@@ -6,8 +6,10 @@ import torch
 
 import methods
 import pixel_bank
+import utils
 from methods import pixel2pixel_plus as plus
 from noise import add_noise
+from utils import UserError
 
 
 def noisy_crop(side=24, level=25.0, seed=0):
@@ -132,3 +134,66 @@ def test_its_run_folder_names_the_pairs_so_an_older_run_is_not_resumed_with_them
     halved = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0, pairs_weight=0.5))
     assert syn[:2] == ["plus", "pairs1"] and halved[:2] == ["plus", "pairs0.5"]
     assert real[0] == "plus" and not any(word.startswith("pairs") for word in real + syn[2:] + halved[2:])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_impulse_free_bank_never_draws_a_0_or_1_where_two_other_entries_are_left(channels):
+    generator = torch.Generator().manual_seed(0)
+    bank = torch.rand(6, channels, 10, 12, generator=generator) * 0.8 + 0.1  # 6 x C x H x W, none at 0 or 1
+    salt = torch.rand(bank.shape, generator=generator)
+    bank[salt < 0.2], bank[salt > 0.8] = 0.0, 1.0
+    bank[:, :, 0, 0] = 0.0  # one pixel with no usable entry at all, one with a single one
+    bank[1:, :, 0, 1] = 1.0
+    usable = (bank > 0) & (bank < 1)
+    enough = usable.sum(dim=0) >= 2  # C x H x W
+    free = plus.ImpulseFreeBank(bank)
+    first_ranks, differing = [], 0
+    for _ in range(30):
+        first, second = free.sample(generator)  # 1 x C x H x W each
+        assert first.shape == second.shape == (1, channels, 10, 12)
+        for draw in (first[0], second[0]):
+            assert (((draw > 0) & (draw < 1)) | ~enough).all()
+            # every value is one of its element's own entries
+            assert (draw[None] == bank).any(dim=0).all()
+        differing += int((first != second)[0][enough].float().mean() > 0.99)
+        first_ranks.append(first)
+    assert differing == 30  # two different entries (random floats: different values)
+    assert len({float(draw.sum()) for draw in first_ranks}) > 20
+    # cleaned: the image itself where it is usable, its best usable match where not
+    torch.testing.assert_close(free.cleaned[usable[0]], bank[0][usable[0]])
+    best = bank.gather(0, usable.to(torch.uint8).argmax(dim=0, keepdim=True))[0]  # the first usable entry
+    torch.testing.assert_close(free.cleaned[~usable[0] & enough], best[~usable[0] & enough])
+    torch.testing.assert_close(free.cleaned[:, 0, 0], bank[0, :, 0, 0])  # nothing usable: kept
+
+
+def salt_and_pepper_crop(side=32):
+    from skimage import data as skdata
+
+    clean = (skdata.astronaut()[100:100 + side, 200:200 + side] / 255).astype(np.float32)
+    return clean, add_noise(clean, "saltpepper", 0.1, np.random.default_rng(0))
+
+
+def test_salt_and_pepper_leaves_its_impulses_out_and_gains_from_it():
+    clean, noisy = salt_and_pepper_crop(side=48)
+    flags = dict(method="pixel2pixel_plus", noise=("saltpepper", 0.1), max_epoch=100, device="cpu", no_progress=True)
+    assert methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1).params.impulses == "leave_out"
+    assert methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0).params.impulses == "keep"
+    free, kept = methods.denoise(noisy, **flags), methods.denoise(noisy, impulses="keep", **flags)
+    np.testing.assert_array_equal(free, methods.denoise(noisy, impulses="leave_out", **flags))
+    assert utils.psnr(clean, free) > utils.psnr(clean, kept) + 1.0
+
+
+def test_an_image_that_trains_on_crops_is_refused_with_impulses_left_out_naming_the_flags():
+    _, noisy = salt_and_pepper_crop(side=40)
+    with pytest.raises(UserError, match="--impulses") as error:
+        methods.denoise(noisy, method="pixel2pixel_plus", noise=("saltpepper", 0.1), train_crop=16, max_epoch=2,
+                        device="cpu", no_progress=True)
+    assert "--train_crop" in str(error.value) and "\n" not in str(error.value)
+    methods.denoise(noisy, method="pixel2pixel_plus", noise=("saltpepper", 0.1), train_crop=16, max_epoch=2,
+                    impulses="keep", device="cpu", no_progress=True)
+
+
+def test_its_run_folder_names_impulses_left_out():
+    free = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1))
+    kept = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1, impulses="keep"))
+    assert "impulsefree" in free and "impulsefree" not in kept and "impulseskeep" not in kept
