@@ -119,11 +119,6 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
             placed.add(name)
 
 
-def setting_flags() -> list[str]:
-    """Every flag that is a setting: the shared ones and every method's own."""
-    return [*config.SHARED, *dict.fromkeys(name for method in METHODS for name in methods.own_settings(method))]
-
-
 def without(words: list[str], flags: tuple[str, ...]) -> list[str]:
     """The words of a command line without these flags and their values."""
     kept, skipping = [], False
@@ -154,7 +149,8 @@ def settings(args: argparse.Namespace, preset: str) -> Settings:
         if not 1 <= args.threads <= 1024:
             raise UserError(f"--threads {args.threads}: must be between 1 and 1024")
         torch.set_num_threads(args.threads)
-    values = {name: getattr(args, name) for name in setting_flags() if hasattr(args, name)}
+    flags = [*config.SHARED, *(name for method in METHODS for name in methods.own_settings(method))]  # settings
+    values = {name: getattr(args, name) for name in flags if hasattr(args, name)}
     values["no_progress"] = args.no_progress or None
     values.pop("nt", None), values.pop("nl", None)  # the synthetic script's --nt and --nl are the noise
     return methods.settings(args.method, preset, getattr(args, "nt", None), getattr(args, "nl", None), **values)

@@ -210,9 +210,7 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
     print(f"Denoising {len(names)} image(s) of {source.folder} with {settings.method} ({tag}) on "
           f"{settings.device}, {settings.precision}", flush=True)
     finished = runs.finished_rows(run_dir)
-    refused = []
-    if source.photos:
-        names, refused = check_photos(source, names, finished)
+    names, refused = check_photos(source, names, finished) if source.photos else (names, [])
     usable, skipped = check_images(source, names, settings)
     skipped = refused + skipped
     others = {finished[name]["precision"] for name in usable if name in finished} - {settings.precision, ""}
@@ -264,8 +262,8 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
     if stopped:
         print(budget.stop_message(summary["stopped"]), flush=True)
     scored = [row for row in rows if row["psnr"]]
-    summary["psnr"] = float(np.mean([float(row["psnr"]) for row in scored])) if scored else float("nan")
-    summary["ssim"] = float(np.mean([float(row["ssim"]) for row in scored])) if scored else float("nan")
+    summary.update({key: float(np.mean([float(row[key]) for row in scored])) if scored else float("nan")
+                    for key in ("psnr", "ssim")})
     if scored:
         print(f"Average PSNR: {summary['psnr']:.2f} dB, Average SSIM: {summary['ssim']:.4f}", flush=True)
     return summary

@@ -64,6 +64,8 @@ def settings(method: str = "pixel2pixel", preset: str = "real", nt: str | None =
         raise UserError(f"--{strangers[0]}: a setting of {' and '.join(owners)}, not of --method {method}" if owners
                         else f"unknown setting {strangers[0]}")
     asked = values.get("precision", "auto")
+    if not chosen.precisions and asked in config.PRECISIONS:  # n/a: no hardware's arithmetic is asked for
+        values["precision"] = "fp32"
     common = config.shared({**values, "nt": nt, "nl": nl})
     if not chosen.precisions:
         common["precision"] = "n/a"
