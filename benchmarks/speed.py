@@ -53,8 +53,8 @@ def measured(task, *arguments) -> dict:
     pool = multiprocessing.get_context("spawn").Pool(1)
     try:
         return pool.apply(_peak, (task, arguments))
-    finally:
-        pool.close()
+    finally:  # terminate, not close: after Ctrl-C or SIGTERM close() and join() wait on the worker forever
+        pool.terminate()
         pool.join()
 
 
