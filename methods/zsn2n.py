@@ -105,7 +105,7 @@ def grouped_network(channels: int, params: ZSN2NSettings, seeds: list[int]) -> Z
 def uses_channels_last(precision: str, device: torch.device) -> bool:
     """NHWC for bf16, and for fp32 on an AVX-512 CPU: 1.3x and 1.9x faster than NCHW there
     at 256 x 256 (results/benchmarks/zsn2n_speed_cpu_noamx.txt). NCHW elsewhere, as the
-    paper's code runs: on AVX2, NHWC made Pixel2Pixel's fp32 training 2x slower."""
+    paper's code runs: on AVX2 NHWC was no faster (1.03x slower, zsn2n_speed_cpu_avx2.txt)."""
     return precision == "bf16" or (device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512")
 
 
