@@ -34,6 +34,7 @@ import cli
 import config
 import methods
 import network
+import pipeline
 import pixel_bank
 import utils
 from methods import METHODS
@@ -374,6 +375,8 @@ def main(argv=None) -> dict:
         with open(args.out, newline="") as handle:
             utils.atomic_write_text(args.table, table(list(csv.DictReader(handle)), args.against))
         return {"skipped": []}
+    for path, flag in ((args.out, "--out"), (args.curves, "--curves")):  # before hours of training, not after
+        pipeline.check_writable(os.path.dirname(path) or ".", flag)
     crops = development_set(args.side)
     images = args.images or list(PHOTOGRAPHS)
     noises = [noise for noise in NOISES if args.noises is None or f"{noise[0]}{noise[1]:g}" in args.noises]

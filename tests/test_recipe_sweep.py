@@ -60,6 +60,17 @@ def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "sweep.csv")))) == 1
 
 
+@pytest.mark.parametrize("flag", ["--out", "--curves"])
+def test_a_place_it_cannot_write_is_refused_before_any_training(tmp_path, monkeypatch, flag):
+    (tmp_path / "a_file").write_text("")
+    paths = {"--out": str(tmp_path / "sweep.csv"), "--curves": str(tmp_path / "curves.csv"),
+             flag: str(tmp_path / "a_file" / "rows.csv")}
+    monkeypatch.setattr(recipe_sweep, "run_plus", lambda *args: pytest.fail("trained before checking " + flag))
+    with pytest.raises(utils.UserError, match=flag):
+        recipe_sweep.main(["--side", "64", "--variants", "length250", "--images", "coffee", "--noises", "gauss25",
+                           "--precision", "fp32", *[word for item in paths.items() for word in item]])
+
+
 @pytest.mark.parametrize("variant", ["faithful", "plus", "zsn2n"])  # the registered methods' variants
 def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
     clean = recipe_sweep.development_set(32)["coffee"]
