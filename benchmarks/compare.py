@@ -31,6 +31,7 @@ import numpy as np
 import cli
 import Pixel2Pixel_real
 import Pixel2Pixel_syn
+import pipeline
 import runs
 import utils
 from utils import UserError
@@ -120,6 +121,7 @@ def main(argv=None) -> dict:
     dataset, setting = os.path.basename(os.path.dirname(folder)), os.path.basename(folder)
     report = args.report or os.path.join(args.out, f"{dataset}_{setting}.csv")
     partial = f"{os.path.splitext(report)[0]}.partial.csv"
+    pipeline.check_writable(os.path.dirname(report) or ".", "--report")  # before the first rerun, not after it
     data_path = ["--data_path", args.data_path] if args.data_path else []
     script = SCRIPTS[script_name]
 

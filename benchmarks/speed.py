@@ -29,6 +29,7 @@ import cli
 import config
 import methods
 import network
+import pipeline
 import pixel_bank
 import utils
 from methods import METHODS
@@ -146,6 +147,8 @@ def main(argv=None) -> dict:
                               ("--iterations", [] if args.iterations is None else [args.iterations], 1)):
         if not all(low <= value <= 100_000 for value in values):
             parser.error(f"{flag} {' '.join(map(str, values))}: each must be between {low} and 100000")
+    if args.report:  # before the measurements, not after them
+        pipeline.check_writable(os.path.dirname(args.report) or ".", "--report")
     if args.what != "methods":
         args.iterations = args.iterations or 20
     args.methods = args.methods or (list(METHODS) if args.what == "methods" else ["pixel2pixel"])

@@ -51,6 +51,17 @@ def test_bad_variants_are_user_errors(tmp_path, base_run, variant, message):
         compare.main([base_run, "--variant", variant, "--out", str(tmp_path / "c")])
 
 
+def test_a_report_place_it_cannot_write_is_refused_before_any_work(tmp_path, base_run, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    blocked = str(tmp_path / "a_file" / "report")
+    monkeypatch.setattr(speed, "measured", lambda *args: pytest.fail("measured before checking --report"))
+    with pytest.raises(UserError, match="--report"):
+        speed.main(["bank", "--sizes", "64", "--report", blocked])
+    with pytest.raises(UserError, match="--report"):
+        compare.main([base_run, "--variant", "seed=--seed 124", "--out", str(tmp_path / "c"), "--report", blocked])
+    assert not (tmp_path / "c").exists()  # no rerun started
+
+
 def test_a_folder_that_is_no_run_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a run folder"):
         compare.main([str(tmp_path), "--variant", "a=--seed 1"])
