@@ -293,16 +293,24 @@ TABLE_START = "<!-- results table: python -m results.reproduce readme copies it 
 TABLE_END = "<!-- end of results table -->"
 
 
-def copy_table(results_text: str, readme_path: str) -> None:
-    """Put results/README.md's faithful table between the project README's markers."""
-    table = results_text.split("## Pixel2Pixel, the faithful method\n\n", 1)[1].split("\n\n", 1)[0]
-    with open(readme_path) as handle:
-        readme = handle.read()
+def project_readme(path: str) -> str:
+    """The project README's text, read before anything is written: it must hold the markers."""
+    try:
+        with open(path) as handle:
+            readme = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--project_readme {path}: cannot read it ({error.strerror or error})") from None
     if TABLE_START not in readme or TABLE_END not in readme:
-        raise UserError(f"{readme_path} has no results-table markers")
+        raise UserError(f"--project_readme {path}: has no results-table markers")
+    return readme
+
+
+def with_table(readme: str, results_text: str) -> str:
+    """The project README with results/README.md's faithful table between its markers."""
+    table = results_text.split("## Pixel2Pixel, the faithful method\n\n", 1)[1].split("\n\n", 1)[0]
     before, rest = readme.split(TABLE_START, 1)
     table = table.replace("](tables/", "](results/tables/")
-    utils.atomic_write_text(readme_path, f"{before}{TABLE_START}\n{table}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}")
+    return f"{before}{TABLE_START}\n{table}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
 
 
 # ----------------------------------------------------------------------------
@@ -367,6 +375,7 @@ def main(argv=None) -> dict:
     elif args.command == "readme":
         for script in SCRIPTS.values():  # a mistyped flag is an error before anything is written
             script.parse_args([*passed_on, "--device", "cpu"])
+        readme = project_readme(args.project_readme) if args.project_readme else None
         found = find_runs(args.tables, passed_on)  # every run read first: a damaged one stops it here
         text = readme_text(found, args.tables)
         path = os.path.join(os.path.dirname(os.path.abspath(args.tables)), "README.md")
@@ -377,8 +386,8 @@ def main(argv=None) -> dict:
             make_montage(run, args.data_path)
         utils.atomic_write_text(path, text)
         print(f"wrote {path}")
-        if args.project_readme:
-            copy_table(text, args.project_readme)
+        if readme is not None:
+            utils.atomic_write_text(args.project_readme, with_table(readme, text))
             print(f"updated the results table in {args.project_readme}")
     else:
         return run_cells(list(CELLS_BY_NAME) if args.cells == ["all"] else args.cells, args.tables,

@@ -111,6 +111,17 @@ def test_seconds_per_image_are_averaged_per_device():
     assert reproduce.seconds_per_image(rows) == "750 (2 on cpu), 5 (1 on gpu)"
 
 
+@pytest.mark.parametrize("text", [None, "# a README without the markers\n"])
+def test_a_project_readme_it_cannot_update_is_refused_before_anything_is_written(tmp_path, text):
+    readme = tmp_path / "README.md"
+    if text is not None:
+        readme.write_text(text)
+    (tmp_path / "results" / "tables").mkdir(parents=True)
+    with pytest.raises(UserError, match="--project_readme"):
+        reproduce.main(["readme", "--tables", str(tmp_path / "results" / "tables"), "--project_readme", str(readme)])
+    assert not (tmp_path / "results" / "README.md").exists()
+
+
 def test_unknown_cell_is_a_user_error():
     with pytest.raises(UserError, match="unknown cell kodak_gauss99"):
         reproduce.main(["run", "kodak_gauss99"])
