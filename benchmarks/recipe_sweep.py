@@ -4,10 +4,11 @@
     python -m benchmarks.recipe_sweep --side 256 --variants faithful plus --images astronaut rocket
 
 The development set: the centre side x side crops of eight colour photographs that
-scikit-image installs with itself, at five noise settings: gauss 25 and 50, poiss 50,
-saltpepper 0.1 (the synthetic script's settings) and 'boxgauss 25', a stand-in for real
-camera noise: Gaussian noise averaged over 2 x 2 pixels (per-pixel sigma 25), so that
-neighbouring pixels' noise is correlated, denoised with the real script's settings.
+scikit-image installs with itself, at seven noise settings: gauss 25 and 50, poiss 50,
+saltpepper 0.1, bernoulli 0.2 and impulse 0.1 (the synthetic script's settings, at the
+levels of the tables' cells) and 'boxgauss 25', a stand-in for real camera noise: Gaussian
+noise averaged over 2 x 2 pixels (per-pixel sigma 25), so that neighbouring pixels' noise
+is correlated, denoised with the real script's settings.
 Each image's noise is seeded by its name and the setting, as the scripts seed theirs.
 
 A variant is a Pixel2Pixel+ recipe (VARIANTS). Every training run is read out four ways
@@ -15,8 +16,8 @@ from one network: the last or the held-out-best weights, on the noisy image or a
 over 8 pseudo instances; and the best weights over 0, 4, 8 and 16 pseudo instances. Its
 curve (PSNR and held-out distance every 50 iterations) goes to --curves. 'faithful' and
 'plus' are the registered methods pixel2pixel and pixel2pixel_plus as the scripts run
-them. One row per (variant, noise, image), appended
-as each finishes; a rerun skips the rows already there.
+them; a Method variant may change one of the method's own settings. One row per
+(variant, noise, image), appended as each finishes; a rerun skips the rows already there.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ PHOTOGRAPHS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry
                "stereo_motorcycle")
 # Crop centres (row, column) other than the photograph's centre: the retina's is flat.
 CROP_CENTRES = {"retina": (560, 360)}
-NOISES = (("gauss", 25.0), ("gauss", 50.0), ("poiss", 50.0), ("saltpepper", 0.1), ("boxgauss", 25.0))
+NOISES = (("gauss", 25.0), ("gauss", 50.0), ("poiss", 50.0), ("saltpepper", 0.1), ("bernoulli", 0.2),
+          ("impulse", 0.1), ("boxgauss", 25.0))
 SEED = 123  # the scripts' default seed
 READOUT_DRAWS = (0, 4, 8, 16)
 
@@ -147,11 +149,20 @@ def train(noisy: torch.Tensor, bank: torch.Tensor, held_out: torch.Tensor, setti
     return models[0], losses[0], watch
 
 
+@dataclass(frozen=True)
+class Method:
+    """A registered method as the scripts run it, with these of its own settings changed."""
+    name: str
+    own: tuple[tuple[str, object], ...] = ()  # (setting, value) pairs
+
+
 BASE = Recipe(keep_best=False)  # the sweep reads the best weights out itself
 VARIANTS = {
-    "faithful": "pixel2pixel",
-    "plus": "pixel2pixel_plus",
-    "zsn2n": "zsn2n",  # for issue #31's precision study: one --out per --precision
+    "faithful": Method("pixel2pixel"),
+    "plus": Method("pixel2pixel_plus"),
+    # Whether bernoulli's dropped elements (0s) are left out as salt-and-pepper's 0s and 1s are.
+    "plus_impulses_out": Method("pixel2pixel_plus", (("impulses", "leave_out"),)),
+    "zsn2n": Method("zsn2n"),  # for issue #31's precision study: one --out per --precision
     # Length alone, at the faithful settings otherwise (no ensemble is in the training).
     "length250": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=1.0),
     "length500": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=0.5),
@@ -231,13 +242,14 @@ def noisy_version(clean: np.ndarray, name: str, noise: tuple[str, float]) -> np.
     return box_gauss(clean, nl, rng) if nt == "boxgauss" else add_noise(clean, nt, nl, rng)
 
 
-def settings_for(noise: tuple[str, float], precision: str, method: str = "pixel2pixel",
+def settings_for(noise: tuple[str, float], precision: str, method: Method = Method("pixel2pixel"),
                  device: str = "cpu") -> config.Settings:
     """The script's settings: the real script's for the real-noise stand-in."""
     nt, nl = noise
+    common = dict(precision=precision, device=device, no_progress=True, **dict(method.own))
     if nt == "boxgauss":
-        return methods.settings(method, precision=precision, device=device, no_progress=True)
-    return methods.settings(method, "syn", nt, nl, precision=precision, device=device, no_progress=True)
+        return methods.settings(method.name, **common)
+    return methods.settings(method.name, "syn", nt, nl, **common)
 
 
 def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
@@ -319,11 +331,11 @@ def table(rows: list[dict], against: str = "faithful") -> str:
         lines += [f"### {side} x {side}", "", "| variant | read-out | " + " | ".join(noises) + " |",
                   "|---|---|" + "---|" * len(noises)]
         for variant in [name for name in VARIANTS if any(row["variant"] == name for row in here)]:
-            for column, readout in ((("psnr", "the method's"),) if isinstance(VARIANTS[variant], str)
+            for column, readout in ((("psnr", "the method's"),) if isinstance(VARIANTS[variant], Method)
                                     else READOUTS.items()):
                 cells = []
                 # A method's own read-out; a recipe's like this one's, or on the noisy image against a method's.
-                reference_column = ("psnr" if isinstance(VARIANTS[against], str) else
+                reference_column = ("psnr" if isinstance(VARIANTS[against], Method) else
                                     "last_k0" if column == "psnr" else column)
                 for noise in noises:
                     images = [image for (name, kind, image) in psnr if name == variant and kind == noise]
@@ -350,7 +362,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--side", type=int, default=128, help="crop side (default 128; the choice is confirmed at 256)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="the recipes to run")
     parser.add_argument("--images", nargs="+", choices=PHOTOGRAPHS, help="default: all eight")
-    parser.add_argument("--noises", nargs="+", choices=[f"{nt}{nl:g}" for nt, nl in NOISES], help="default: all five")
+    parser.add_argument("--noises", nargs="+", choices=[f"{nt}{nl:g}" for nt, nl in NOISES], help="default: all seven")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--out", default="results/recipe/sweep.csv", help="the rows, appended as they come")
@@ -388,13 +400,13 @@ def main(argv=None) -> dict:
             for variant in args.variants:
                 if (variant, noise_name, name, str(args.side)) in done:
                     continue
-                method = VARIANTS[variant] if isinstance(VARIANTS[variant], str) else "pixel2pixel"
+                method = VARIANTS[variant] if isinstance(VARIANTS[variant], Method) else Method("pixel2pixel")
                 settings = settings_for(noise, args.precision, method, args.device)
                 clean = crops[name]
                 noisy_pixels = noisy_version(clean, name, noise)
                 noisy = utils.to_tensor(noisy_pixels, torch.device(settings.device))
                 key = {"variant": variant, "noise": noise_name, "image": name, "side": args.side}
-                if isinstance(VARIANTS[variant], str):
+                if isinstance(VARIANTS[variant], Method):
                     row, curve = run_method(clean, noisy, settings, name), []
                 else:
                     row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name)

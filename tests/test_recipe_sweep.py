@@ -71,7 +71,15 @@ def test_a_place_it_cannot_write_is_refused_before_any_training(tmp_path, monkey
                            "--precision", "fp32", *[word for item in paths.items() for word in item]])
 
 
-@pytest.mark.parametrize("variant", ["faithful", "plus", "zsn2n"])  # the registered methods' variants
+def test_a_method_variant_changes_only_the_setting_it_names():
+    noise = ("bernoulli", 0.2)
+    plus, out = (recipe_sweep.settings_for(noise, "fp32", recipe_sweep.VARIANTS[name]).params
+                 for name in ("plus", "plus_impulses_out"))
+    assert (plus.impulses, out.impulses) == ("keep", "leave_out")
+    assert dataclasses.replace(out, impulses="keep") == plus
+
+
+@pytest.mark.parametrize("variant", ["faithful", "plus", "plus_impulses_out", "zsn2n"])  # the methods' variants
 def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
     clean = recipe_sweep.development_set(32)["coffee"]
     noise = ("gauss", 25.0)
@@ -93,7 +101,7 @@ def test_the_mixed_pairs_variant_trains_what_the_method_does(noise):
     settings = recipe_sweep.settings_for(noise, "fp32")
     bank, held_out = recipe_sweep.build_bank(noisy, settings)
     model, _, _ = recipe_sweep.train(noisy, bank, held_out, settings, recipe)
-    plus_settings = recipe_sweep.settings_for(noise, "fp32", "pixel2pixel_plus")
+    plus_settings = recipe_sweep.settings_for(noise, "fp32", recipe_sweep.VARIANTS["plus"])
     plus_settings = dataclasses.replace(plus_settings, params=dataclasses.replace(
         plus_settings.params, max_epoch=40, lr_milestones=(20, 27, 33)))
     result = recipe_sweep.METHODS["pixel2pixel_plus"].denoise(noisy, plus_settings, "chelsea")
