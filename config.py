@@ -150,13 +150,9 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def flush_subnormals() -> bool:
-    """Make CPU arithmetic treat subnormal floats (below 1.2e-38) as zero, for this
-    thread and the worker threads it starts later. A network collapsing on a dark image
-    (the sigmoid driven to 0) fills its activations and gradients with them, and x86
-    CPUs compute those in microcode: fp32 training of McMaster 8.png ran 150 iterations
-    in 471 s instead of 36. Worker threads copy the setting only when created, so
-    an entry script calls this before its first tensor operation. Returns whether the
-    CPU supports it."""
+    """Subnormal floats as zero on the CPU: a network collapsing on a dark image fills its
+    gradients with them, which x86 computes in microcode (McMaster 8.png: 471 s for 150
+    iterations instead of 36). Worker threads copy it when created: call it first."""
     return torch.set_flush_denormal(True)
 
 

@@ -4,6 +4,7 @@ is read and checked before any work; finished images are not redone; images of o
 size can be denoised together; --shard and --time_limit split the work."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -24,16 +25,13 @@ from utils import UserError
 
 
 def available_memory_bytes(device: torch.device) -> int | None:
+    """None where unknown (no /proc/meminfo): then no image is refused for its size."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    try:
+    with contextlib.suppress(OSError):
         with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None  # unknown: no refusal
+            return next((int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:")), None)
+    return None
 
 
 def check_images(source: Source, names: list[str], settings: Settings) -> tuple[list[str], list[str]]:
@@ -143,14 +141,11 @@ def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, resu
     utils.save_image(f"{stem}_compare.png", utils.side_by_side(panels))
     if result.losses is not None:
         utils.save_loss_curve(stem, result.losses.numpy(), f"{name}: {settings.method} training loss, {settings.precision}")
-    method = METHODS[settings.method]  # its own columns
-    row = {"image": name, "psnr": "", "ssim": "", "noisy_psnr": "", **result.fields,
+    stages = {f"{stage}_seconds": f"{seconds:.2f}" for stage, seconds in result.seconds.items()
+              if f"{stage}_seconds" in METHODS[settings.method].csv_fields}  # the method's own columns
+    row = {"image": name, "psnr": "", "ssim": "", "noisy_psnr": "", **result.fields, **stages,
            "seconds": f"{sum(result.seconds.values()):.2f}", "device": describe_device(result.image.device),
-           "precision": settings.precision, "attempts": result.attempts,
-           "status": result.status}
-    for stage, seconds in result.seconds.items():
-        if f"{stage}_seconds" in method.csv_fields:
-            row[f"{stage}_seconds"] = f"{seconds:.2f}"
+           "precision": settings.precision, "attempts": result.attempts, "status": result.status}
     if clean is None:
         utils.save_image(f"{stem}_denoised.png", utils.quantize(denoised, noisy.bit_depth, rounding=True))
         print(f"Denoised {name} in {row['seconds']} seconds: {stem}_denoised.png", flush=True)
@@ -169,13 +164,10 @@ def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, resu
 def denoise_batch(batch: list[tuple[str, utils.Image, utils.Image | None]], settings: Settings,
                   source: Source, run_dir: str) -> list[dict]:
     method = METHODS[settings.method]
-    device = torch.device(settings.device)
-    tensors = [utils.to_tensor(noisy.pixels, device) for _, noisy, _ in batch]  # C x H x W each
+    tensors = [utils.to_tensor(noisy.pixels, torch.device(settings.device)) for _, noisy, _ in batch]  # C x H x W
     names = [name for name, _, _ in batch]
-    if len(batch) == 1:
-        results = [method.denoise(tensors[0], settings, names[0])]
-    else:
-        results = method.denoise_together(tensors, settings, names)
+    results = [method.denoise(tensors[0], settings, names[0])] if len(batch) == 1 else \
+        method.denoise_together(tensors, settings, names)
     rows = []
     for (name, noisy, clean), result in zip(batch, results):
         if source.photos and result.status != "ok":  # no clean image to be scored against: nothing to keep

@@ -180,7 +180,7 @@ def _match_shift(noisy: torch.Tensor, ws: int, ps: int, nn: int, distance: str,
 def match_offsets(noisy: torch.Tensor, ws: int = 40, ps: int = 7, nn: int = 16, distance: str = "L2",
                   method: str = "shift", memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Block matching. noisy: C x H x W float tensor on any device, whose sides exceed
-    ws//2 + ps//2 (check_image_size); parameters as config.check_values accepts them.
+    ws//2 + ps//2 (check_image_size); parameters as Pixel2PixelSettings accepts them.
     Returns offsets (nn x 2 x H x W int16, dy then dx) and distances (nn x H x W),
     ascending along the first axis."""
     noisy = noisy.float().contiguous()

@@ -60,17 +60,18 @@ def pixel_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def is_in_place(entry: dict, dest: str) -> bool:
-    """Whether the entry's final file exists and is the right one."""
-    path = os.path.join(dest, entry["local"])
-    if not os.path.exists(path):
-        return False
+def checksum(entry: dict, path: str) -> str:
+    """The file's checksum as the entry keeps it: of its bytes, or of its pixels for a file
+    converted on arrival."""
     try:
-        if "sha256" in entry:
-            return utils.file_sha256(path) == entry["sha256"]
-        return pixel_sha256(path) == entry["pixel_sha256"]
+        return utils.file_sha256(path) if "sha256" in entry else pixel_sha256(path)
     except (OSError, UserError):
-        return False
+        return "unreadable"
+
+
+def is_in_place(entry: dict, dest: str) -> bool:
+    path = os.path.join(dest, entry["local"])
+    return os.path.exists(path) and checksum(entry, path) == entry.get("sha256", entry.get("pixel_sha256"))
 
 
 def fetch(url: str, partial: str, description: str, timeout: float) -> None:
@@ -115,14 +116,7 @@ def install(entry: dict, manifest: dict, dest: str, base_url: str | None, timeou
     fetch(url, partial, os.path.basename(entry["path"]), timeout)
     # The decoders choose by file extension: the finished file takes its own name.
     os.replace(partial, staging)
-    if "sha256" in entry:
-        found, expected = utils.file_sha256(staging), entry["sha256"]
-    else:
-        try:
-            found = pixel_sha256(staging)
-        except UserError:
-            found = "undecodable"
-        expected = entry["pixel_sha256"]
+    found, expected = checksum(entry, staging), entry.get("sha256", entry.get("pixel_sha256"))
     if found != expected:
         os.remove(staging)
         raise ChecksumMismatch(f"{entry['path']}: checksum mismatch (expected {expected[:16]}..., got "
@@ -176,11 +170,10 @@ def make_manifest(folder: str, path: str = MANIFEST) -> None:
     as data/ is (its sources, paths and files are the manifest's own)."""
     manifest = read_manifest(path)
     for entry in (entry for entries in manifest["datasets"].values() for entry in entries):
-        local = os.path.join(folder, entry["local"])
-        if "sha256" in entry:
-            entry["sha256"] = utils.file_sha256(local)
-        else:
-            entry["pixel_sha256"] = pixel_sha256(local)
+        found = checksum(entry, os.path.join(folder, entry["local"]))
+        if found == "unreadable":
+            raise UserError(f"--make_manifest {folder}: {entry['local']} is missing or unreadable")
+        entry["sha256" if "sha256" in entry else "pixel_sha256"] = found
     utils.atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
 
 
