@@ -12,7 +12,7 @@ import platform
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -99,9 +99,10 @@ class Settings:
 SHARED = tuple(item.name for item in dataclasses.fields(Settings) if item.name not in ("method", "params", "preset"))
 
 
-def shared(values: dict) -> dict:
+def shared(values: dict, auto_bf16: Callable[[torch.device], bool] = lambda device: False) -> dict:
     """The shared settings from values (missing: the defaults), typed and checked, with
-    device and precision resolved; a dict of Settings' fields."""
+    device and precision resolved (auto_bf16: the method's rule for auto); a dict of
+    Settings' fields."""
     values = {name: value for name, value in values.items() if value is not None}
     precision = values.pop("precision", "auto")
     device = resolve_device(values.pop("device", "auto"))
@@ -111,7 +112,7 @@ def shared(values: dict) -> dict:
     check([(0 <= chosen.seed <= MAX_SEED, f"--seed {chosen.seed}: must be between 0 and 2^63 - {SEED_MARGIN + 1}"),
            (chosen.batch_images >= 1, f"--batch_images {chosen.batch_images}: must be >= 1")])
     return {**dataclasses.asdict(chosen), "params": None, "device": str(device),
-            "precision": resolve_precision(precision, device)}
+            "precision": resolve_precision(precision, device, auto_bf16)}
 
 
 @dataclass(frozen=True)
@@ -176,12 +177,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# bf16 trains 4.5x faster than fp32 with AMX and is as good (results/benchmarks/
-# training_quality_cpu.txt: +0.001 dB over four Kodak images); without AMX oneDNN's bf16 is
-# slower than fp32 (training_speed_cpu_noamx.txt). On CUDA its quality is not yet checked.
-BF16_PROVEN = {"cpu": True, "cuda": False}
-
-
 def bf16_supported(device: torch.device) -> bool:
     """Native bf16 convolutions: CUDA from Ampere on, or a CPU with AVX-512 bf16 or AMX."""
     if device.type == "cuda":
@@ -189,12 +184,13 @@ def bf16_supported(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 where it is proven as good and faster on this device, else fp32; an
-    explicit bf16 where the hardware lacks it is refused rather than emulated slowly."""
+def resolve_precision(precision: str, device: torch.device,
+                      auto_bf16: Callable[[torch.device], bool] = lambda device: False) -> str:
+    """auto -> bf16 where the hardware has it and auto_bf16 (the method's rule: shown as
+    good and faster there) says so, else fp32; an explicit bf16 where the hardware lacks
+    it is refused rather than emulated slowly."""
     if precision == "auto":
-        fast = bf16_supported(device) and (device.type != "cpu" or cpu_has_amx())
-        return "bf16" if BF16_PROVEN.get(device.type, False) and fast else "fp32"
+        return "bf16" if bf16_supported(device) and auto_bf16(device) else "fp32"
     if precision == "bf16" and not bf16_supported(device):
         raise UserError(f"--precision bf16: {device} has no native bf16 arithmetic; use --precision fp32")
     return precision

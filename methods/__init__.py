@@ -66,11 +66,10 @@ def settings(method: str = "pixel2pixel", preset: str = "real", nt: str | None =
     asked = values.get("precision", "auto")
     if not chosen.precisions and asked in config.PRECISIONS:  # n/a: no hardware's arithmetic is asked for
         values["precision"] = "fp32"
-    common = config.shared({**values, "nt": nt, "nl": nl})
+    common = config.shared({**values, "nt": nt, "nl": nl},
+                           lambda device: device.type in chosen.bf16_shown_on and chosen.bf16_faster(device))
     if not chosen.precisions:
         common["precision"] = "n/a"
-    elif asked == "auto" and common["precision"] not in chosen.auto_precisions:
-        common["precision"] = chosen.auto_precisions[0]
     elif common["precision"] not in chosen.precisions:
         raise UserError(f"--precision {asked}: {method} computes in {' or '.join(chosen.precisions)}")
     if common["batch_images"] > 1 and chosen.denoise_together is None:

@@ -48,5 +48,7 @@ class Method:
     identity: Callable[[Settings], dict] = lambda settings: {}
     noise_types: tuple[str, ...] | None = None  # the synthetic noise it applies to (None: any)
     precisions: tuple[str, ...] = ("fp32", "bf16")  # what it can compute in; none: n/a (not a trained network)
-    # What --precision auto may pick for it: only those whose quality was shown equal to fp32's.
-    auto_precisions: tuple[str, ...] = ("fp32", "bf16")
+    # Where --precision auto picks bf16 (native bf16 hardware assumed): the device types on
+    # which its quality was shown equal to fp32's, and where it is faster than fp32.
+    bf16_shown_on: tuple[str, ...] = ()
+    bf16_faster: Callable[[torch.device], bool] = lambda device: True

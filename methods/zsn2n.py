@@ -160,5 +160,4 @@ def check_image(height: int, width: int, channels: int, settings: Settings) -> i
 # bf16 is there to be measured (issue #31): until its quality is shown, auto keeps fp32.
 METHOD = Method(settings=ZSN2NSettings, denoise=denoise, denoise_together=denoise_together, check_image=check_image,
                 tag=lambda settings: ["zsn2n", f"it{settings.params.max_epoch}", f"seed{settings.seed}"],
-                tagged=("max_epoch",), csv_fields=("train_seconds",), precisions=("fp32", "bf16"),
-                auto_precisions=("fp32",))
+                tagged=("max_epoch",), csv_fields=("train_seconds",), precisions=("fp32", "bf16"))

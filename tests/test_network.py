@@ -175,22 +175,21 @@ def test_train_networks_refuses_mismatched_banks():
         network.train_networks([noisy_bank(1, 0)], settings(max_epoch=1), [1, 2])
 
 
-def test_auto_precision_is_fp32_unless_proven_and_bf16_needs_hardware(monkeypatch):
+def test_auto_precision_is_fp32_unless_the_method_says_bf16_and_bf16_needs_hardware(monkeypatch):
     cpu = torch.device("cpu")
-    assert config.resolve_precision("fp32", cpu) == "fp32"
+    assert config.resolve_precision("fp32", cpu, lambda device: True) == "fp32"
     monkeypatch.setattr(config, "bf16_supported", lambda device: True)
+    assert config.resolve_precision("auto", cpu) == "fp32"  # no rule: fp32
+    assert config.resolve_precision("auto", cpu, lambda device: True) == "bf16"
+    assert config.resolve_precision("bf16", cpu) == "bf16"  # not chosen, only allowed
+    # Pixel2Pixel's rule: bf16 that is native but not faster (a CPU without AMX) is not chosen.
     monkeypatch.setattr(config, "cpu_has_amx", lambda: True)
-    monkeypatch.setitem(config.BF16_PROVEN, "cpu", False)
-    assert config.resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setitem(config.BF16_PROVEN, "cpu", True)
-    assert config.resolve_precision("auto", cpu) == "bf16"
-    # bf16 that is native but not faster (a CPU without AMX) is not chosen, only allowed.
+    assert methods.settings(device="cpu").precision == "bf16"
     monkeypatch.setattr(config, "cpu_has_amx", lambda: False)
-    assert config.resolve_precision("auto", cpu) == "fp32"
-    assert config.resolve_precision("bf16", cpu) == "bf16"
+    assert methods.settings(device="cpu").precision == "fp32"
     monkeypatch.setattr(config, "bf16_supported", lambda device: False)
     monkeypatch.setattr(config, "cpu_has_amx", lambda: True)
-    assert config.resolve_precision("auto", cpu) == "fp32"
+    assert methods.settings(device="cpu").precision == "fp32"
     with pytest.raises(UserError, match="no native bf16"):
         config.resolve_precision("bf16", cpu)
     with pytest.raises(UserError, match="choose one of"):

@@ -4,9 +4,8 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
-import config
+import methods
 import runs
 import utils
 from helpers import SMALL
@@ -61,7 +60,7 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
     faithful = table_cells(text, "| [kodak gauss 25]")
     assert faithful[1] == "29.31 / 0.8182"
     assert faithful[2] == f"{csv_mean(ours.run_dir, 'psnr'):.2f} / {csv_mean(ours.run_dir, 'ssim'):.4f}"
-    auto = config.resolve_precision("auto", torch.device("cpu"))  # bf16 on a CPU with AMX
+    auto = methods.settings(device="cpu").precision  # bf16 on a CPU with AMX
     assert faithful[3:6] == ["partial", "3/24", auto]
     assert table_cells(text, "| kodak gauss 50")[2:5] == ["not run", "", "0/24"]
     # A column per method that ran, on the same noisy images.
