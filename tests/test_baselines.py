@@ -77,16 +77,22 @@ def test_zsn2n_trains_its_papers_length_unless_told():
     assert methods.settings().params.max_epoch == 3000  # Pixel2Pixel's
 
 
+# Rounding: fp32's summation order; bf16 rounds each product to 8 bits of mantissa.
+@pytest.mark.parametrize("precision, atol", [("fp32", 1e-5), ("bf16", 2e-2)])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_zsn2n_trained_together_matches_each_image_trained_alone(channels):
+def test_zsn2n_trained_together_matches_each_image_trained_alone(channels, precision, atol):
+    import config
+
+    if not config.bf16_supported(torch.device("cpu")) and precision == "bf16":
+        pytest.skip("this CPU has no native bf16")
     rng = np.random.default_rng(2)
     images = [torch.from_numpy(rng.random((channels, 20, 22), dtype=np.float32)) for _ in range(3)]
-    settings = methods.settings("zsn2n", max_epoch=40, device="cpu", no_progress=True)
+    settings = methods.settings("zsn2n", max_epoch=40, device="cpu", no_progress=True, precision=precision)
     together = zsn2n.denoise_together(images, settings, ["a", "b", "c"])
     for image, joint in zip(images, together):
         alone = zsn2n.denoise(image, settings)
-        torch.testing.assert_close(joint.image, alone.image, atol=1e-5, rtol=0)
-        torch.testing.assert_close(joint.losses, alone.losses, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(joint.image, alone.image, atol=atol, rtol=0)
+        torch.testing.assert_close(joint.losses, alone.losses, atol=atol / 10, rtol=1e-5)
     assert not torch.equal(together[0].image, together[1].image)
 
 
@@ -100,5 +106,5 @@ def test_auto_never_picks_a_precision_whose_quality_was_not_shown(monkeypatch):
         picked = methods.settings(method).precision
         assert picked == "fp32" or picked == "bf16" and "cpu" in chosen.bf16_shown_on or \
             picked == "n/a" and not chosen.precisions
-    assert methods.settings("zsn2n").precision == "fp32"
-    assert methods.settings("zsn2n", precision="bf16").precision == "bf16"  # asked for: measured, not picked
+    assert methods.settings("zsn2n").precision == "bf16"  # shown equal on the CPU
+    assert methods.settings("zsn2n", precision="fp32").precision == "fp32"  # asked for: kept
