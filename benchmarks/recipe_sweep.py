@@ -160,8 +160,10 @@ BASE = Recipe(keep_best=False)  # the sweep reads the best weights out itself
 VARIANTS = {
     "faithful": Method("pixel2pixel"),
     "plus": Method("pixel2pixel_plus"),
-    # Whether bernoulli's dropped elements (0s) are left out as salt-and-pepper's 0s and 1s are.
+    # Whether bernoulli's dropped elements (0s) are left out as salt-and-pepper's 0s and 1s are:
+    # its rows made before plus left them out by default (issue #32) are plus_impulses_kept's.
     "plus_impulses_out": Method("pixel2pixel_plus", (("impulses", "leave_out"),)),
+    "plus_impulses_kept": Method("pixel2pixel_plus", (("impulses", "keep"),)),
     "zsn2n": Method("zsn2n"),  # for issue #31's precision study: one --out per --precision
     # Length alone, at the faithful settings otherwise (no ensemble is in the training).
     "length250": dataclasses.replace(BASE, iterations_at_256=1000, length_exponent=1.0),

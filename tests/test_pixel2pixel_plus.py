@@ -176,8 +176,9 @@ def salt_and_pepper_crop(side=32):
 def test_salt_and_pepper_leaves_its_impulses_out_and_gains_from_it():
     clean, noisy = salt_and_pepper_crop(side=48)
     flags = dict(method="pixel2pixel_plus", noise=("saltpepper", 0.1), max_epoch=100, device="cpu", no_progress=True)
-    assert methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1).params.impulses == "leave_out"
-    assert methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0).params.impulses == "keep"
+    for noise, impulses in ((("saltpepper", 0.1), "leave_out"), (("bernoulli", 0.2), "leave_out"),
+                            (("impulse", 0.1), "keep"), (("gauss", 25.0), "keep")):  # impulse: uniform values
+        assert methods.settings("pixel2pixel_plus", "syn", *noise).params.impulses == impulses
     free, kept = methods.denoise(noisy, **flags), methods.denoise(noisy, impulses="keep", **flags)
     np.testing.assert_array_equal(free, methods.denoise(noisy, impulses="leave_out", **flags))
     assert utils.psnr(clean, free) > utils.psnr(clean, kept) + 1.0

@@ -73,13 +73,13 @@ def test_a_place_it_cannot_write_is_refused_before_any_training(tmp_path, monkey
 
 def test_a_method_variant_changes_only_the_setting_it_names():
     noise = ("bernoulli", 0.2)
-    plus, out = (recipe_sweep.settings_for(noise, "fp32", recipe_sweep.VARIANTS[name]).params
-                 for name in ("plus", "plus_impulses_out"))
-    assert (plus.impulses, out.impulses) == ("keep", "leave_out")
-    assert dataclasses.replace(out, impulses="keep") == plus
+    plus, out, kept = (recipe_sweep.settings_for(noise, "fp32", recipe_sweep.VARIANTS[name]).params
+                       for name in ("plus", "plus_impulses_out", "plus_impulses_kept"))
+    assert (plus.impulses, out.impulses, kept.impulses) == ("leave_out", "leave_out", "keep")
+    assert out == plus and dataclasses.replace(kept, impulses="leave_out") == plus
 
 
-@pytest.mark.parametrize("variant", ["faithful", "plus", "plus_impulses_out", "zsn2n"])  # the methods' variants
+@pytest.mark.parametrize("variant", ["faithful", "plus", "plus_impulses_out", "plus_impulses_kept", "zsn2n"])  # the methods' variants
 def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
     clean = recipe_sweep.development_set(32)["coffee"]
     noise = ("gauss", 25.0)
