@@ -79,7 +79,8 @@ def test_a_method_variant_changes_only_the_setting_it_names():
     assert out == plus and dataclasses.replace(kept, impulses="leave_out") == plus
 
 
-@pytest.mark.parametrize("variant", ["faithful", "plus", "plus_impulses_out", "plus_impulses_kept", "zsn2n"])  # the methods' variants
+@pytest.mark.parametrize("variant", ["faithful", "plus", "plus_impulses_out", "plus_impulses_kept",
+                                     "zsn2n"])  # the methods' variants
 def test_a_methods_row_has_every_field_whatever_stages_it_has(variant):
     clean = recipe_sweep.development_set(32)["coffee"]
     noise = ("gauss", 25.0)
