@@ -1,6 +1,5 @@
-"""The command line both entry scripts share: their flags, named as the settings they
-set (config.Settings' shared ones and each method's own), and how a run ends (a user's
-mistake is one line, never a traceback)."""
+"""The command line both entry scripts share: flags named as the settings they set, and
+how a run ends (a user's mistake is one line, never a traceback)."""
 from __future__ import annotations
 
 import argparse
@@ -36,14 +35,20 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished images are kept
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose mistakes are a UserError (one line), not usage text and exit; a
-    flag must be spelt whole (--max_epoc is a mistake, not --max_epoch)."""
+    """Mistakes are a UserError (one line); a flag is spelt whole (--max_epoc is a mistake)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message):
         raise UserError(message)
+
+
+def tool_parser(prog: str, doc: str) -> ArgumentParser:
+    """A tool's parser: its docstring's first paragraph describes it, the rest (examples) ends its --help."""
+    description, _, epilog = doc.partition("\n\n")
+    return ArgumentParser(prog, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _flag(parser, name: str, item: dataclasses.Field, kind, defaults: str) -> None:
@@ -71,10 +76,9 @@ def _default_text(method: str, preset: str, name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) -> None:
-    """The release's flags with its defaults, plus ours, then each method's own settings
-    under its name. A setting's default is None here and its method's (or the preset's)
-    in methods.settings: one place. A setting several methods have is one flag, shown
-    under the first, with each one's default."""
+    """The release's flags, ours, then each method's settings under its name. Defaults are
+    None here: the method's own apply (methods.settings), one place. A setting several
+    methods have is one flag, under the first, showing each one's default."""
     add = parser.add_argument
     add("--method", default="pixel2pixel", choices=list(METHODS),
         help="the denoiser (default: pixel2pixel, the faithful method)")
@@ -82,40 +86,33 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
     add("--dataset", default=dataset, help=f"dataset folder under --data_path (default: {dataset}); "
                                            f"'sample' is made on first use from photos bundled with scikit-image")
     add("--images", nargs="+", metavar="NAME", help="only these file names of the dataset (default: all)")
-    add("--save", default="./bank_cache", help="pixel-bank cache folder, keyed by everything that determines a "
-                                               "bank (default: ./bank_cache)")
-    add("--out_image", default="./results_image",
-        help="outputs go to <out_image>/<dataset>/<setting>/; photos (--input) to --out_image itself "
-             "(default: ./results_image)")
+    add("--save", default="./bank_cache", help="pixel-bank cache folder (default: ./bank_cache)")
+    add("--out_image", default="./results_image", help="outputs go to <out_image>/<dataset>/<setting>/; "
+                                                       "photos (--input) to --out_image (default: ./results_image)")
     add("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
-    add("--precision", default="auto", choices=config.PRECISIONS,
-        help="training arithmetic: fp32 (the release's), bf16 (autocast, channels_last; refused without "
-             "hardware bf16) or auto (bf16 where it is proven as good and faster, else fp32) (default: auto)")
+    add("--precision", default="auto", choices=config.PRECISIONS, help="training arithmetic: fp32 (the release's), "
+        "bf16 (needs hardware bf16) or auto (bf16 where shown as good and faster, else fp32) (default: auto)")
     add("--seed", type=int, help=f"seeds the noise (with each image's name), the network initialisation and "
                                  f"the sampler (default: {Settings.seed}, as released)")
-    add("--batch_images", type=int, metavar="N",
-        help="train up to N images of one size at once as one grouped network, to fill a GPU; each result "
-             "matches training it alone up to rounding (default: 1)")
+    add("--batch_images", type=int, metavar="N", help="train up to N images of one size at once as one grouped "
+        "network, to fill a GPU; each result matches training it alone up to rounding (default: 1)")
     add("--shard", metavar="I/N", help="run every N-th image starting at the I-th (0 <= I < N) into its own CSV "
                                        "of the same run folder; under a Slurm job array, the task's share")
-    add("--time_limit", type=float, metavar="SECONDS",
-        help="start no image (or batch) that would end more than SECONDS after the start, judged by the "
-             "images before it (the first always starts), then exit with status 75; the same command resumes")
+    add("--time_limit", type=float, metavar="SECONDS", help="start no image that would end more than SECONDS "
+        "after the start, judged by those before it (the first always starts), then exit with status 75")
     add("--threads", type=int, metavar="N", help="CPU threads (default: one a core, or OMP_NUM_THREADS)")
     add("--no_progress", action="store_true", help="hide the progress bars")
     placed = set()
     for method, chosen in METHODS.items():
         names = [name for name in methods.own_settings(method) if name not in placed]
-        if not names:
-            continue
-        group = parser.add_argument_group(f"{method}'s settings (--method {method})")
+        group = parser.add_argument_group(f"{method}'s settings (--method {method})") if names else None
         for name in names:
-            owners = [other for other in METHODS if name in methods.own_settings(other)]
-            texts = {other: _default_text(other, preset, name) for other in owners}
+            texts = {other: _default_text(other, preset, name) for other in METHODS
+                     if name in methods.own_settings(other)}
             defaults = texts[method] if len(set(texts.values())) == 1 else ", ".join(
                 f"{other} {text}" for other, text in texts.items())
-            hints = typing.get_type_hints(chosen.settings)
-            _flag(group, name, methods.own_settings(method)[name], hints[name], defaults)
+            _flag(group, name, methods.own_settings(method)[name], typing.get_type_hints(chosen.settings)[name],
+                  defaults)
             placed.add(name)
 
 
@@ -132,9 +129,8 @@ def without(words: list[str], flags: tuple[str, ...]) -> list[str]:
 
 
 def for_method(words: list[str]) -> list[str]:
-    """A command line less the settings its --method (the last one given; default
-    pixel2pixel) does not have: for tools that apply one list of flags to runs of
-    several methods."""
+    """A command line less the settings its (last) --method lacks: for tools applying one
+    list of flags to runs of several methods."""
     positions = [index for index, word in enumerate(words[:-1]) if word == "--method"]
     method = words[positions[-1] + 1] if positions else "pixel2pixel"
     if method not in METHODS:
@@ -163,8 +159,7 @@ def run_of(args: argparse.Namespace) -> Run:
 
 
 def command(script_path: str, argv: list[str] | None) -> str:
-    """The command line that reruns a script with these arguments: the list a caller
-    gave to main(), else the shell's."""
+    """The command line that reruns a script with main()'s arguments, else the shell's."""
     words = sys.argv[1:] if argv is None else [str(word) for word in argv]
     return shlex.join(["python", os.path.basename(script_path), *words])
 

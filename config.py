@@ -1,9 +1,6 @@
-"""What a run is, apart from its method: the settings every method shares (the noise,
-seed, device and precision), where a run reads and writes (Run), how a method declares
-its own settings (setting(), typed()), and the devices with their arithmetic.
-
-A method's own hyperparameters live in its file in methods/; this module knows none.
-Field names are the command-line flags' names (--seed is `seed` everywhere)."""
+"""What a run is, apart from its method: the settings every method shares, where a run
+reads and writes (Run), how a method declares its own settings (setting(), typed()), and
+the devices with their arithmetic. It knows no method. Field names are the flags' names."""
 from __future__ import annotations
 
 import dataclasses
@@ -25,10 +22,8 @@ MAX_SEED = 2 ** 63 - 1 - SEED_MARGIN  # torch and numpy take seeds below 2**64
 
 
 def setting(default, help: str, choices: tuple | None = None, none: str | None = None, parse=None):
-    """A field of a method's settings class: its default, what it is (the --help text,
-    which is also the comment a reader sees), the values it may take, what None means
-    when it may be None (a rule applied later), and how to read it from the command line
-    when not by its type."""
+    """A field of a method's settings class: its default, what it is (--help, and the
+    reader's comment), its choices, what None means, and how to parse it if not by type."""
     return field(default=default, metadata={"help": help, "choices": choices, "none": none, "parse": parse})
 
 
@@ -55,9 +50,8 @@ def _coerce(name: str, value, kind):
 
 
 def typed(cls: type, values: dict) -> Any:
-    """An instance of the dataclass cls from values (the rest its defaults), each value
-    checked against its field's type and choices: the one place a setting is checked for
-    what it is, from the command line and from Python alike."""
+    """An instance of the dataclass cls from values (the rest its defaults), each checked
+    against its type and choices: the one place, for the command line and Python alike."""
     hints = typing.get_type_hints(cls)
     fields = {item.name: item for item in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -100,9 +94,8 @@ SHARED = tuple(item.name for item in dataclasses.fields(Settings) if item.name n
 
 
 def shared(values: dict, auto_bf16: Callable[[torch.device], bool] = lambda device: False) -> dict:
-    """The shared settings from values (missing: the defaults), typed and checked, with
-    device and precision resolved (auto_bf16: the method's rule for auto); a dict of
-    Settings' fields."""
+    """Settings' shared fields from values (missing: the defaults), checked, with device and
+    precision resolved (auto_bf16: the method's rule for auto)."""
     values = {name: value for name, value in values.items() if value is not None}
     precision = values.pop("precision", "auto")
     device = resolve_device(values.pop("device", "auto"))
@@ -117,8 +110,7 @@ def shared(values: dict, auto_bf16: Callable[[torch.device], bool] = lambda devi
 
 @dataclass(frozen=True)
 class Run:
-    """Where a run reads and writes and how its work is split: what the command line says
-    besides the method and its settings."""
+    """Where a run writes and how its work is split: the command line less the method."""
     out_image: str = "./results_image"  # outputs: <out_image>/<dataset>/<setting>/, photos in out_image itself
     dataset: str = "kodak"  # names the run folder
     shard: tuple[int, int] | None = None  # (I, N): every N-th image from the I-th, into its own CSV
@@ -152,8 +144,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 def flush_subnormals() -> bool:
     """Subnormal floats as zero on the CPU: a network collapsing on a dark image fills its
-    gradients with them, which x86 computes in microcode (McMaster 8.png: 471 s for 150
-    iterations instead of 36). Worker threads copy it when created: call it first."""
+    gradients with them, slow on x86 (McMaster 8.png: 471 s for 150 iterations, not 36).
+    Worker threads copy it when created: call it first."""
     return torch.set_flush_denormal(True)
 
 
@@ -163,8 +155,7 @@ def cpu_has_amx() -> bool:
 
 
 def describe_device(device: torch.device) -> str:
-    """For result rows: the GPU's name, or the CPU with its threads and vector unit
-    (which sets its speed: bf16 is fast only with AMX)."""
+    """The GPU's name, or the CPU with its threads and vector unit (which sets its speed)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     vector_unit = "AMX" if cpu_has_amx() else torch.backends.cpu.get_cpu_capability()
@@ -186,9 +177,8 @@ def bf16_supported(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device,
                       auto_bf16: Callable[[torch.device], bool] = lambda device: False) -> str:
-    """auto -> bf16 where the hardware has it and auto_bf16 (the method's rule: shown as
-    good and faster there) says so, else fp32; an explicit bf16 where the hardware lacks
-    it is refused rather than emulated slowly."""
+    """auto -> bf16 where the hardware has it and auto_bf16 (the method's rule) says so, else
+    fp32; bf16 where the hardware lacks it is refused rather than emulated slowly."""
     if precision == "auto":
         return "bf16" if bf16_supported(device) and auto_bf16(device) else "fp32"
     if precision == "bf16" and not bf16_supported(device):

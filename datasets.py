@@ -1,6 +1,5 @@
-"""Where a run's images come from: a folder of clean images (noise added, seeded per
-image), GT/ + Noisy/ pairs of real noise, or your own photos (no clean reference);
-the bundled sample; shards of a listing."""
+"""Where a run's images come from: clean images (noise added, seeded per image), GT/ +
+Noisy/ pairs of real noise, your own photos; the bundled sample; shards of a listing."""
 from __future__ import annotations
 
 import os
@@ -33,21 +32,16 @@ class Source:
 
 
 def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = None) -> list[str]:
-    """Sorted image file names in folder (only those named in `only`, when given); a
-    UserError when it is missing or holds none, or when two share a stem (their outputs
-    would overwrite each other)."""
+    """Sorted image file names in folder (those in `only`, when given); a UserError when it
+    is missing or holds none, or when two share a stem (their outputs would collide)."""
     if not os.path.isdir(folder):
         raise UserError(f"{flag}: folder {folder} does not exist; check --data_path and --dataset, or fetch the "
                         f"benchmark sets with: python -m data.download kodak mcmaster polyu "
                         f"(--dataset {SAMPLE_DATASET} runs offline)")
-    names = []
-    for name in sorted(os.listdir(folder)):
-        if not utils.is_image_file(name):
-            continue
-        if os.path.isfile(os.path.join(folder, name)):
-            names.append(name)
-        else:
-            print(f"warning: skipping {os.path.join(folder, name)}: not a file (a broken link?)", file=sys.stderr)
+    names = [name for name in sorted(os.listdir(folder)) if utils.is_image_file(name)]
+    for name in [name for name in names if not os.path.isfile(os.path.join(folder, name))]:
+        print(f"warning: skipping {os.path.join(folder, name)}: not a file (a broken link?)", file=sys.stderr)
+        names.remove(name)
     if not names:
         raise UserError(f"{flag}: folder {folder} holds no images ({', '.join(utils.IMAGE_EXTENSIONS)})")
     if only:
@@ -65,11 +59,9 @@ def list_images(folder: str, flag: str = "--dataset", only: list[str] | None = N
 
 
 def make_sample_dataset(folder: str) -> None:
-    """A dataset that needs no download: 128 x 128 crops of two colour photographs that
-    scikit-image installs with itself. Clean images at the top (synthetic script) and
-    GT/ + Noisy/ pairs (real script), whose noise is a fixed-seed Poisson-Gaussian
-    stand-in for camera noise, stored as 8-bit PNG. Built beside the target and renamed
-    into place, so an interrupted first run leaves no half-made dataset."""
+    """No download: 128 x 128 crops of two photographs scikit-image ships, clean (synthetic
+    script) and as GT/ + Noisy/ pairs (real script; fixed-seed Poisson-Gaussian noise for
+    a camera's), built beside the target and renamed into place, so never half-made."""
     from skimage import data as skdata
 
     crops = {"astronaut": skdata.astronaut()[40:40 + SAMPLE_CROP, 180:180 + SAMPLE_CROP],
@@ -105,9 +97,9 @@ def dataset_folder(data_path: str, dataset: str) -> str:
 
 def synthetic(folder: str, nt: str, nl: float, seed: int, only: list[str] | None = None,
               noise=add_noise) -> Source:
-    """The clean images of a folder with noise nt at level nl. Each image's noise is seeded
-    by the run's seed and its own name only, so every method and every subset sees the
-    same noisy image. noise(clean, nt, nl, rng): the noise model, a hook for studies of others."""
+    """The clean images of a folder with noise nt at level nl, seeded by the run's seed and
+    the image's name only: every method and subset sees the same noisy image. noise: the
+    model, a hook for studies of others."""
     def read(name: str) -> tuple[Image, Image]:
         clean = utils.load_image(os.path.join(folder, name))
         rng = np.random.default_rng(image_seed(seed, name))
@@ -154,8 +146,7 @@ def photos(path: str, only: list[str] | None = None) -> Source:
 
 
 def parse_shard(text: str | None, environment=os.environ) -> tuple[int, int] | None:
-    """'I/N' -> (I, N); without it, a Slurm array task's (index from the array's
-    lowest, array size); None when neither: the whole dataset."""
+    """'I/N' -> (I, N); else a Slurm array task's (index from the lowest, size); else None."""
     if text is None:
         task, count = environment.get("SLURM_ARRAY_TASK_ID"), environment.get("SLURM_ARRAY_TASK_COUNT")
         if task is None or count is None:
@@ -175,6 +166,5 @@ def parse_shard(text: str | None, environment=os.environ) -> tuple[int, int] | N
 
 
 def shard_names(names: list[str], shard: tuple[int, int] | None) -> list[str]:
-    """Every N-th name starting at the I-th: shards of one listing never overlap and
-    together cover it."""
+    """Every N-th name from the I-th: shards never overlap and together cover the listing."""
     return names if shard is None else names[shard[0]::shard[1]]

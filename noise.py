@@ -12,8 +12,7 @@ NOISE_TYPES = ("gauss", "poiss", "saltpepper", "bernoulli", "impulse")
 
 
 def image_seed(run_seed: int, image_name: str) -> int:
-    """A seed for one image's noise that depends only on the run seed and the image's
-    name, so any subset of a dataset, in any order, gets the same noise."""
+    """Of the run seed and the image's name only: any subset, in any order, gets the same noise."""
     digest = hashlib.sha256(f"{run_seed}:{image_name}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
 
@@ -32,8 +31,7 @@ def check_noise_level(noise_type: str, level: float) -> None:
 
 
 def add_noise(clean: np.ndarray, noise_type: str, level: float, rng: np.random.Generator) -> np.ndarray:
-    """SPEC section 1. Noise is drawn for every element (each channel of each pixel);
-    the result stays float and is not rounded to 8 bits. Levels: check_noise_level."""
+    """SPEC section 1: drawn for each channel of each pixel, kept float (not rounded to 8 bits)."""
     shape = clean.shape
     if noise_type == "gauss":  # level = sigma on the 0..255 scale
         noisy = np.clip(clean + rng.standard_normal(shape, dtype=np.float32) * np.float32(level / 255.0), 0.0, 1.0)

@@ -1,7 +1,5 @@
-"""One pipeline for every denoiser and every source of images: noisy image -> method
--> metrics -> outputs, with one results row written as each image finishes. Every image
-is read and checked before any work; finished images are not redone; images of one
-size can be denoised together; --shard and --time_limit split the work."""
+"""One pipeline for every denoiser and source of images: noisy image -> method -> metrics
+-> outputs, a results row written as each image finishes; --shard and --time_limit split it."""
 from __future__ import annotations
 
 import contextlib
@@ -35,13 +33,11 @@ def available_memory_bytes(device: torch.device) -> int | None:
 
 
 def check_images(source: Source, names: list[str], settings: Settings) -> tuple[list[str], list[str]]:
-    """Read every image once before any work, so a bad file is found in seconds, not
-    hours in: (names to run, 'name: reason' of each skipped file). A file that cannot be
-    read, the method cannot take, or that needs more memory than is free is skipped."""
+    """Read every image before any work, so a bad file is found in seconds, not hours in:
+    (names to run, 'name: reason' of each file unreadable, unfit for the method or too big)."""
     usable, skipped = [], []
     available = available_memory_bytes(torch.device(settings.device))
-    # No more images train together than there are.
-    settings = dataclasses.replace(settings, batch_images=min(settings.batch_images, len(names)))
+    settings = dataclasses.replace(settings, batch_images=min(settings.batch_images, len(names)))  # the memory needed
     for name in names:
         try:
             noisy, _ = source.read(name)
@@ -54,12 +50,15 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
                 raise SkippedImage(f"{name}: {height} x {width} needs about {needed / 2 ** 30:.1f} GiB, "
                                    f"{available / 2 ** 30:.1f} GiB is free (--train_crop trains on smaller crops)")
         except UserError as error:
-            message = str(error) if name in str(error) else f"{name}: {error}"
-            print(f"warning: skipping {message}", file=sys.stderr, flush=True)
-            skipped.append(message)
+            skip(skipped, str(error) if name in str(error) else f"{name}: {error}")
             continue
         usable.append(name)
     return usable, skipped
+
+
+def skip(skipped: list[str], message: str) -> None:
+    print(f"warning: skipping {message}", file=sys.stderr, flush=True)
+    skipped.append(message)
 
 
 # What a photo run writes beside <stem>: never taken back as an input of the same folder.
@@ -67,11 +66,9 @@ PHOTO_OUTPUTS = ("_denoised.png", "_compare.png", "_loss.png", "_loss.csv")
 
 
 def check_photos(source: Source, names: list[str], finished: dict[str, dict]) -> tuple[list[str], list[str]]:
-    """(photos to run or resume, 'name: reason' of each refused), before any work: the
-    outputs of the folder's earlier photos are left out (an --input that is the
-    --out_image), and a photo is refused whose name a row of another photo (another
-    content, by its sha256) holds, or whose outputs an earlier photo of the same stem
-    and another extension wrote."""
+    """(photos to run or resume, 'name: reason' of each refused), before any work. The
+    folder's own outputs are left out (--input is --out_image); refused: a photo whose
+    name a row of another content (sha256) holds, or whose stem an earlier photo took."""
     outputs = {os.path.splitext(done)[0] + suffix for done in finished for suffix in PHOTO_OUTPUTS}
     stems = {os.path.splitext(done)[0]: done for done in finished}
     kept, refused = [], []
@@ -80,22 +77,20 @@ def check_photos(source: Source, names: list[str], finished: dict[str, dict]) ->
             continue
         stem, row = os.path.splitext(name)[0], finished.get(name)
         if row is None and stem in stems:
-            refused.append(f"{name}: --out_image already holds the outputs of {stems[stem]}, which shares its "
-                           f"stem; use another --out_image or rename it")
+            skip(refused, f"{name}: --out_image already holds the outputs of {stems[stem]}, which shares its "
+                          f"stem; use another --out_image or rename it")
         elif row is not None and row.get("photo_sha256") not in ("", None, utils.file_sha256(os.path.join(
                 source.folder, name))):
-            refused.append(f"{name}: --out_image already holds another photo of this name; use another "
-                           f"--out_image or rename it")
+            skip(refused, f"{name}: --out_image already holds another photo of this name; use another "
+                          f"--out_image or rename it")
         else:
             kept.append(name)
-    for message in refused:
-        print(f"warning: skipping {message}", file=sys.stderr, flush=True)
     return kept, refused
 
 
 def check_writable(folder: str, flag: str) -> None:
-    """The folder, or the nearest of its parents that exists, is a folder we may write into:
-    checked for every output place before any is made."""
+    """The folder, or its nearest existing parent, is one we may write into: checked for
+    every output place before any is made."""
     existing = os.path.abspath(folder)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
@@ -106,8 +101,7 @@ def check_writable(folder: str, flag: str) -> None:
 
 
 class TimeBudget:
-    """--time_limit: whether the next batch would still end within the limit, judged by
-    the seconds an image of this run has taken so far (reading, method, outputs)."""
+    """--time_limit: whether the next batch would end within it, at this run's rate so far."""
 
     def __init__(self, limit: float | None, clock: Callable[[], float] = time.perf_counter):
         self.limit, self.clock, self.start = limit, clock, clock()
@@ -132,8 +126,7 @@ class TimeBudget:
 def write_outputs(name: str, noisy: utils.Image, clean: utils.Image | None, result: Denoised, settings: Settings,
                   run_dir: str) -> dict:
     """The denoised image and its companions, and the image's results row. Benchmark
-    outputs are quantised by truncation as the release saves them; a photo's by rounding.
-    The denoised image is written last: its presence marks the image as done."""
+    outputs are truncated to integers as the release saves them; a photo's rounded."""
     stem = os.path.join(run_dir, os.path.splitext(name)[0])
     denoised = utils.to_numpy(result.image)
     noisy_pixels = np.clip(noisy.pixels, 0, 1)
@@ -177,17 +170,14 @@ def denoise_batch(batch: list[tuple[str, utils.Image, utils.Image | None]], sett
 
 
 def run_folder(run: Run, settings: Settings, noise: list[str]) -> str:
-    """<out_image>/<dataset>/<tag>: the tag names the noise, then what of the method's
-    settings changes its results."""
+    """<out_image>/<dataset>/<tag>: the noise, then the method's settings that change results."""
     return os.path.join(run.out_image, run.dataset, "_".join(noise + methods.folder_words(settings)))
 
 
 def run(source: Source, settings: Settings, run: Run, command: str, budget: TimeBudget | None = None) -> dict:
-    """Denoise the source's images into their run folder (run_folder), or --out_image
-    itself for photos. Images with a row in any results CSV of the folder are not redone
-    (a CSV alone resumes a run, on another machine too). Prints the release's average
-    line over every image of this run (this shard) that has a row. budget: a time budget
-    shared with other runs (results/reproduce.py's cells); else run.time_limit's own."""
+    """Denoise the source's images into their run folder, or --out_image itself for photos.
+    An image with a row in any results CSV of the folder is not redone (a CSV alone resumes
+    a run, anywhere). budget: one shared with other runs (reproduce's cells), else the run's."""
     run_dir = run.out_image if source.photos else run_folder(run, settings, source.noise)
     tag = os.path.basename(run_folder(run, settings, source.noise))
     names = datasets.shard_names(source.names, run.shard)
@@ -221,8 +211,7 @@ def run(source: Source, settings: Settings, run: Run, command: str, budget: Time
         try:
             new_rows = denoise_batch(batch, settings, source, run_dir)
         except SkippedImage as error:
-            print(f"warning: skipping {error}", file=sys.stderr, flush=True)
-            skipped.append(str(error))
+            skip(skipped, str(error))
             new_rows = []
         for (name, _, _), row in zip(batch, new_rows):
             if source.photos:  # which photo it was: another of the same name is not taken for it

@@ -28,8 +28,7 @@ def csv_fields(own: tuple[str, ...] = ()) -> list[str]:
 
 
 def results_csv_name(shard: tuple[int, int] | None) -> str:
-    """One CSV per shard, so that shards sharing a run folder never write the same
-    file; readers take the union of results*.csv."""
+    """One CSV per shard, so shards never write the same file; readers take all results*.csv."""
     return "results.csv" if shard is None else f"results_shard{shard[0]}of{shard[1]}.csv"
 
 
@@ -43,9 +42,8 @@ def _number_or_empty(text: str) -> bool:
 
 
 def read_rows(path: str) -> list[dict]:
-    """The complete rows of a results CSV: its columns, and every shared one ('' where an
-    older version wrote none). A row that is cut short or damaged (edited by hand, a
-    foreign tool) is left out with a warning, so that its image runs again."""
+    """The complete rows of a results CSV, with every shared column ('' where an older
+    version wrote none). A row cut short or damaged is left out, with a warning: it runs again."""
     try:
         # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -82,9 +80,8 @@ def finished_rows(run_dir: str) -> dict[str, dict]:
 
 
 class ResultsCSV:
-    """A results CSV to which rows are added one image at a time: under a lock, the file
-    is read again, the row added and the file replaced whole, so neither a killed run nor
-    two processes writing into one run folder lose a row."""
+    """Rows added one image at a time: under a lock the file is read, the row added and the
+    file replaced whole, so neither a killed run nor two writers lose a row."""
 
     def __init__(self, path: str, fields: list[str]):
         self.path, self.fields = path, fields
@@ -109,8 +106,8 @@ class ResultsCSV:
 
 
 def prepare_run_dir(run_dir: str, identity: dict, arguments: dict, command: str) -> None:
-    """Make the run folder and write its run.json. A folder holding results of other
-    settings (what its name does not say: `identity`) is refused rather than mixed."""
+    """Make the run folder and its run.json; one holding results of other settings (those its
+    name does not say: `identity`) is refused rather than mixed."""
     info_path = os.path.join(run_dir, "run.json")
     stored = None
     with contextlib.suppress(OSError, ValueError, AttributeError):

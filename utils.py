@@ -1,9 +1,5 @@
-"""Image I/O (files written whole or not at all) and the metrics.
-
-Everything here is shared by every script. Images travel through the
-project as float32 numpy arrays H x W x C in [0, 1] together with the bit depth
-they were stored at (8 or 16), so that outputs can be written back at that depth.
-"""
+"""Image I/O (files written whole or not at all) and the metrics. Images travel as float32
+H x W x C arrays in [0, 1] with the bit depth they were stored at, which outputs keep."""
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +74,7 @@ def _read_pixels(path: str) -> np.ndarray:
 
 
 def load_image(path: str) -> Image:
-    """Read an 8- or 16-bit gray, RGB or RGBA image, upright as its EXIF orientation says;
-    alpha is dropped; CMYK, YCbCr and palette images are converted to RGB."""
+    """An 8- or 16-bit image, upright as its EXIF says, alpha dropped, other modes as RGB."""
     try:
         array = _read_pixels(path)
     except OSError as error:
@@ -90,11 +85,8 @@ def load_image(path: str) -> Image:
         raise
     except Exception:  # the decoders raise many types, with messages of many lines, for a corrupt file
         raise UserError(f"{path} is not a readable image (corrupt, or not the format its name says)") from None
-    if array.dtype == np.uint8:
-        bit_depth = 8
-    elif array.dtype == np.uint16:
-        bit_depth = 16
-    else:
+    bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(array.dtype)
+    if bit_depth is None:
         raise UserError(f"{path}: unsupported pixel type {array.dtype}; use 8- or 16-bit images")
     if array.ndim == 2:
         array = array[:, :, None]
@@ -107,14 +99,11 @@ def load_image(path: str) -> Image:
 
 
 def quantize(pixels: np.ndarray, bit_depth: int = 8, rounding: bool = False) -> np.ndarray:
-    """Float [0, 1] -> integers by truncation, floor(max * x), as the release's
-    to_pil_image does; with rounding, to the nearest level (photos denoised outside a
-    benchmark, where truncation would only darken them by half a level). Clipped first
-    so out-of-range floats are safe."""
-    max_value = (1 << bit_depth) - 1
-    dtype = np.uint8 if bit_depth == 8 else np.uint16
-    scaled = np.clip(pixels, 0.0, 1.0) * np.float32(max_value)
-    return (np.round(scaled) if rounding else np.floor(scaled)).astype(dtype)
+    """Float [0, 1] (clipped first) -> integers by truncation, floor(max * x), as the
+    release's to_pil_image does; with rounding, to the nearest level (photos outside a
+    benchmark, where truncation would only darken them by half a level)."""
+    scaled = np.clip(pixels, 0.0, 1.0) * np.float32((1 << bit_depth) - 1)
+    return (np.round(scaled) if rounding else np.floor(scaled)).astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
 def save_image(path: str, integers: np.ndarray) -> None:
@@ -136,8 +125,7 @@ SIDE_BY_SIDE_GAP = 4  # white pixels between the panels
 
 
 def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    """H x W x C float images in [0, 1], left to right with a white gap: 8-bit RGB
-    (gray panels are repeated to three channels when any panel is colour)."""
+    """H x W x C float images in [0, 1], left to right with a white gap, as 8-bit."""
     channels = max(panel.shape[2] for panel in panels)
     height = panels[0].shape[0]
     gap = np.ones((height, SIDE_BY_SIDE_GAP, channels), np.float32)
@@ -150,8 +138,7 @@ def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
 
 
 def save_loss_curve(stem_path: str, losses: np.ndarray, title: str) -> None:
-    """<stem>_loss.csv (iteration, loss) and <stem>_loss.png, the loss per iteration on
-    a log scale with its 100-iteration running mean."""
+    """<stem>_loss.csv and <stem>_loss.png: the loss per iteration, with its running mean."""
     lines = ["iteration,loss"] + [f"{index + 1},{value:.6g}" for index, value in enumerate(losses)]
     atomic_write_text(f"{stem_path}_loss.csv", "\n".join(lines) + "\n")
     import matplotlib
@@ -166,8 +153,7 @@ def save_loss_curve(stem_path: str, losses: np.ndarray, title: str) -> None:
     axes.plot(iterations[window - 1:], running, linewidth=1.5, label=f"mean of {window}")
     if np.all(np.asarray(losses) > 0):
         axes.set_yscale("log")
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("training loss")
+    axes.set(xlabel="iteration", ylabel="training loss")
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -204,8 +190,7 @@ SSIM_MIN_SIDE = 7  # scikit-image's SSIM window: images with a smaller side cann
 
 
 def ssim(clean_integers: np.ndarray, estimate_integers: np.ndarray, max_value: int = 255) -> float:
-    """scikit-image SSIM between integer images as stored (the release compares the
-    clean 8-bit image with the denoised image as saved), over colour channels."""
+    """scikit-image SSIM of integer images as stored, as the release scores the saved output."""
     _check_same_shape(clean_integers, estimate_integers)
     if clean_integers.ndim == 3 and clean_integers.shape[2] == 1:
         clean_integers, estimate_integers = clean_integers[:, :, 0], estimate_integers[:, :, 0]
@@ -220,9 +205,8 @@ os.umask(UMASK)
 
 
 def atomic_write(path: str, write) -> None:
-    """write(temporary path), then rename it into place: a killed run never leaves a
-    half-written file, two runs writing one file each write a temporary of their own,
-    and a failed write (a full disk) leaves nothing behind and says which file failed."""
+    """write(temporary path), then rename it into place: a killed run, two writers or a full
+    disk never leave a half-written file, and a failure names the file."""
     directory, name = os.path.split(path)
     stem, extension = os.path.splitext(name)
     tmp = None

@@ -8,13 +8,11 @@ the per-image differences.
 
 A variant is NAME="FLAGS": the run's own command (from its run.json) with FLAGS added
 (a later flag wins), rerun image by image into --out/NAME/; `--noise H` picks one of
-NOISE_HOOKS for the synthetic noise instead. Every image is compared with the run's own
-row of it. Reruns resume from their CSVs, and the report is rewritten as each image
-finishes. What it answers, for example: why a cell misses the paper (--loss L2,
---mm 4, --seed 124 for chance alone), whether a collapse is bf16's (--precision fp32,
---max_epoch 300), what crops cost (--train_crop 256 against a whole-image run), whether
-bf16 is as good as fp32, a CPU against a GPU's rows (--device cpu), or another method
-on the same noisy images (--method nlm).
+NOISE_HOOKS for the synthetic noise instead. Each image is compared with the run's own
+row; reruns resume from their CSVs; the report is rewritten as each image finishes. It
+answers, for example: why a cell misses the paper (--loss L2; --seed 124 for chance
+alone), whether a collapse is bf16's (--precision fp32), what crops cost (--train_crop
+256), a CPU against a GPU's rows (--device cpu), another method (--method nlm).
 """
 from __future__ import annotations
 
@@ -26,7 +24,6 @@ import os
 import shlex
 
 import numpy as np
-
 
 import cli
 import Pixel2Pixel_real
@@ -40,8 +37,7 @@ SCRIPTS = {"Pixel2Pixel_syn.py": Pixel2Pixel_syn, "Pixel2Pixel_real.py": Pixel2P
 
 
 def unclipped(clean: np.ndarray, nt: str, nl: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise left outside [0, 1], in case a paper did not clip (the release does);
-    the same draws as noise.add_noise."""
+    """noise.add_noise's Gaussian draws left outside [0, 1], in case a paper did not clip."""
     if nt != "gauss":
         raise UserError("--noise unclipped: only for --nt gauss")
     return (clean + rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(nl / 255.0)).astype(np.float32)
@@ -72,8 +68,7 @@ def parse_variant(text: str) -> tuple[str, list[str], str | None]:
 
 
 def base_command(run_dir: str) -> tuple[str, list[str]]:
-    """The script and the flags that made the run, less those naming which images, where
-    outputs go and how the work was split."""
+    """The script and flags that made the run, less which images, where to and the split."""
     try:
         with open(os.path.join(run_dir, "run.json")) as handle:
             words = shlex.split(json.load(handle)["command"])
@@ -94,9 +89,7 @@ def write_report(path: str, rows: list[dict]) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = cli.ArgumentParser("compare.py", description=__doc__.split("\n\n")[0],
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.tool_parser("compare.py", __doc__)
     parser.add_argument("run", help="a run folder (results.csv and run.json), e.g. a table cell's")
     parser.add_argument("--variant", action="append", required=True, metavar='NAME="FLAGS"',
                         help="a named set of flags to rerun the images with; give it once per variant")

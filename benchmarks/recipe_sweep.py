@@ -358,9 +358,7 @@ def table(rows: list[dict], against: str = "faithful") -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = cli.ArgumentParser("recipe_sweep.py", description=__doc__.split("\n\n")[0],
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.tool_parser("recipe_sweep.py", __doc__)
     parser.add_argument("--side", type=int, default=128, help="crop side (default 128; the choice is confirmed at 256)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="the recipes to run")
     parser.add_argument("--images", nargs="+", choices=PHOTOGRAPHS, help="default: all eight")

@@ -7,15 +7,14 @@
     python -m benchmarks.speed methods --image ../shared/data/kodak/kodim01.png   # every method, one image
     python -m benchmarks.speed busy                              # training alone and beside a busy process
 
-Images are 256 x 256 RGB crops of a photograph scikit-image ships (mirrored to larger
-sizes) with Gaussian noise of sigma 25, unless --image names one. --report writes the
-printed table to a file as well.
+Images: a 256 x 256 crop of a photograph scikit-image ships (mirrored to larger sizes),
+or --image, with Gaussian noise of sigma 25. --report writes the table to a file too.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import platform
@@ -25,7 +24,6 @@ import time
 import numpy as np
 import torch
 
-
 import cli
 import config
 import methods
@@ -33,8 +31,7 @@ import network
 import pipeline
 import pixel_bank
 import utils
-from methods import METHODS
-from methods import zsn2n
+from methods import METHODS, zsn2n
 from methods.pixel2pixel import INFERENCE_TILE, bank_of
 from noise import add_noise
 
@@ -61,8 +58,7 @@ def measured(task, *arguments) -> dict:
 
 
 def _memory_kib(field: str) -> int:
-    """This process's resident memory (VmRSS) or its peak (VmHWM), from Linux's /proc;
-    elsewhere the lifetime peak."""
+    """This process's resident memory (VmRSS) or its peak (VmHWM); elsewhere the lifetime peak."""
     if not os.path.exists("/proc/self/status"):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open("/proc/self/status") as handle:
@@ -70,8 +66,8 @@ def _memory_kib(field: str) -> int:
 
 
 def _peak(task, arguments) -> dict:
-    """The peak's growth over the memory held before the task. The peak is reset first
-    where Linux allows: a lifetime peak may come from the imports (CI measured 0 MiB)."""
+    """The peak's growth over the memory held before the task, the peak reset first where
+    Linux allows (a lifetime peak may come from the imports: CI measured 0 MiB)."""
     config.flush_subnormals()
     with contextlib.suppress(OSError):
         with open("/proc/self/clear_refs", "w") as handle:
@@ -140,9 +136,7 @@ def spin(seconds: float) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = cli.ArgumentParser("speed.py", description=__doc__.split("\n\n")[0],
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.tool_parser("speed.py", __doc__)
     parser.add_argument("what", choices=["bank", "train", "photo", "methods", "busy"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="bank: image sides")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
@@ -167,6 +161,8 @@ def main(argv=None) -> dict:
     if args.what != "methods":
         args.iterations = args.iterations or 20
     args.methods = args.methods or (list(METHODS) if args.what == "methods" else ["pixel2pixel"])
+    if args.what == "train" and not set(args.methods) <= {"pixel2pixel", "zsn2n"}:
+        parser.error(f"--methods {' '.join(args.methods)}: train times pixel2pixel and zsn2n only")
     rows = []
     if args.what == "bank":
         for size in args.sizes:
@@ -174,25 +170,20 @@ def main(argv=None) -> dict:
                 rows.append((f"{method}, {size} x {size}", measured(bank_task, size, method)))
     elif args.what == "train":
         layouts = {"auto": None, "channels_last": True, "nchw": False}
-        for precision in args.precisions:
-            for images in args.batch_images:
-                for layout in args.layouts:
-                    for method in ("pixel2pixel", "zsn2n"):
-                        if method in args.methods:
-                            rows.append((f"{method}, {precision}, {images} image(s), {layout}", measured(
-                                train_task, method, precision, images, args.iterations, layouts[layout])))
+        for precision, images, layout, method in itertools.product(args.precisions, args.batch_images, args.layouts,
+                                                                   args.methods):
+            rows.append((f"{method}, {precision}, {images} image(s), {layout}",
+                         measured(train_task, method, precision, images, args.iterations, layouts[layout])))
     elif args.what == "photo":
         for precision in args.precisions:
             rows.append((f"{args.size[0]} x {args.size[1]}, {precision}",
                          measured(photo_task, args.size[1], args.size[0], args.iterations, precision)))
     elif args.what == "methods":
-        for precision in args.precisions:  # the methods that compute in it (the others: once, in theirs)
-            for method in args.methods:
-                own = METHODS[method].precisions
-                if precision in own or (not own or own[0] not in args.precisions) and precision == args.precisions[0]:
-                    rows.append((f"{method}, {precision if precision in own else own[0] if own else 'n/a'}",
-                                 measured(method_task, method, args.image, args.iterations,
-                                          precision if precision in own else "auto")))
+        for method in args.methods:  # in each precision it computes in, else once in its own
+            own = METHODS[method].precisions
+            for precision in [precision for precision in args.precisions if precision in own] or [None]:
+                rows.append((f"{method}, {precision or (own[0] if own else 'n/a')}",
+                             measured(method_task, method, args.image, args.iterations, precision or "auto")))
     else:
         busy = ("pixel2pixel", "fp32", 1, args.iterations, None, 128)  # train_task's arguments
         for policy in ("PASSIVE", "ACTIVE"):  # ours (cli.py), and OpenMP's spinning default

@@ -52,8 +52,7 @@ def read_manifest(path: str = MANIFEST) -> dict:
 
 
 def pixel_sha256(path: str) -> str:
-    """Of the decoded integer pixels and their shape: the same for a TIFF and the PNG
-    made from it."""
+    """Of the decoded pixels and their shape: the same for a TIFF and the PNG made from it."""
     pixels = np.ascontiguousarray(utils._read_pixels(path))
     digest = hashlib.sha256(repr((pixels.shape, str(pixels.dtype))).encode())
     digest.update(pixels.tobytes())
@@ -61,8 +60,7 @@ def pixel_sha256(path: str) -> str:
 
 
 def checksum(entry: dict, path: str) -> str:
-    """The file's checksum as the entry keeps it: of its bytes, or of its pixels for a file
-    converted on arrival."""
+    """As the entry keeps it: of the bytes, or of the pixels for a file converted on arrival."""
     try:
         return utils.file_sha256(path) if "sha256" in entry else pixel_sha256(path)
     except (OSError, UserError):
@@ -85,13 +83,11 @@ def fetch(url: str, partial: str, description: str, timeout: float) -> None:
             return
         raise UserError(f"{url}: the server answered {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        host = urllib.parse.urlsplit(url).netloc
-        raise UserError(f"cannot reach {host} ({reason}); are you offline? --base_url points at a mirror") from None
+        raise UserError(f"cannot reach {urllib.parse.urlsplit(url).netloc} ({getattr(error, 'reason', error)}); "
+                        f"are you offline? --base_url points at a mirror") from None
     with response:
         resumed = response.status == 206
-        if not resumed:
-            have = 0  # the server ignored the range: start over
+        have = have if resumed else 0  # else the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
         with open(partial, "ab" if resumed else "wb") as handle, \
@@ -119,9 +115,8 @@ def install(entry: dict, manifest: dict, dest: str, base_url: str | None, timeou
     found, expected = checksum(entry, staging), entry.get("sha256", entry.get("pixel_sha256"))
     if found != expected:
         os.remove(staging)
-        raise ChecksumMismatch(f"{entry['path']}: checksum mismatch (expected {expected[:16]}..., got "
-                               f"{found[:16]}...); the source changed or the transfer was corrupted, so it "
-                               f"was deleted")
+        raise ChecksumMismatch(f"{entry['path']}: checksum mismatch (expected {expected[:16]}..., got {found[:16]}"
+                               f"...); the source changed or the transfer was corrupted, so it was deleted")
     os.makedirs(os.path.dirname(final), exist_ok=True)
     if "sha256" in entry:
         os.replace(staging, final)
@@ -166,8 +161,7 @@ def download(datasets: list[str], dest: str = DATA, base_url: str | None = None,
 
 
 def make_manifest(folder: str, path: str = MANIFEST) -> None:
-    """Maintainers: the manifest's checksums again, from verified local copies laid out
-    as data/ is (its sources, paths and files are the manifest's own)."""
+    """Maintainers: the manifest's checksums again, from verified local copies laid out as data/."""
     manifest = read_manifest(path)
     for entry in (entry for entries in manifest["datasets"].values() for entry in entries):
         found = checksum(entry, os.path.join(folder, entry["local"]))
@@ -178,11 +172,9 @@ def make_manifest(folder: str, path: str = MANIFEST) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from cli import ArgumentParser
+    from cli import tool_parser
 
-    parser = ArgumentParser("download.py", description=__doc__.split("\n\n")[0],
-                            epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser("download.py", __doc__)
     parser.add_argument("datasets", nargs="*", metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
     parser.add_argument("--dest", default=DATA, help="where the dataset folders go (default: data/)")
     parser.add_argument("--base_url", help="fetch every file from this address instead of its source, keeping "

@@ -103,9 +103,8 @@ class CellRun:
 
 
 def cell_run(cell: Cell, method: str, tables: str = TABLES, flags: tuple[str, ...] = ()) -> CellRun | None:
-    """The cell's run by `method` with the scripts' defaults, or with these flags (those
-    it has); None before any row, and where the flags do not suit the cell (--nn 8 with
-    real noise's mm 20)."""
+    """The cell's run by `method` with these flags (those it has); None before any row, and
+    where the flags do not suit the cell (--nn 8 with real noise's mm 20)."""
     try:
         folder = run_dir(cell, tables, cli.for_method([*flags, "--method", method]))
     except UserError:
@@ -144,13 +143,11 @@ def counted(values: list[str]) -> str:
 
 
 def seconds_per_image(rows: list[dict]) -> str:
-    """Mean seconds per image, one mean per device where several made the rows (a CPU's
-    and a GPU's differ a hundredfold: their common mean would describe neither)."""
-    by_device: dict[str, list[float]] = {}
-    for row in rows:
-        by_device.setdefault(row["device"], []).append(seconds(row))
-    means = {device: float(np.mean(values)) for device, values in sorted(by_device.items())}
-    shown = {device: f"{value:.0f}" if value >= 10 else f"{value:.2g}" for device, value in means.items()}
+    """Mean seconds per image, one per device (a CPU's and a GPU's differ a hundredfold)."""
+    by_device = {device: [seconds(row) for row in rows if row["device"] == device]
+                 for device in sorted({row["device"] for row in rows})}
+    shown = {device: f"{np.mean(values):.0f}" if np.mean(values) >= 10 else f"{np.mean(values):.2g}"
+             for device, values in by_device.items()}
     if len(by_device) == 1:
         return next(iter(shown.values()))
     return ", ".join(f"{shown[device]} ({len(by_device[device])} on {device})" for device in shown)
@@ -158,10 +155,8 @@ def seconds_per_image(rows: list[dict]) -> str:
 
 def difference(cell: Cell, run: CellRun) -> str:
     """Against the paper: a verdict only once every image is done."""
-    if not cell.paper_psnr:
-        return ""
-    if len(run.rows) < cell.images:
-        return "partial"
+    if not cell.paper_psnr or len(run.rows) < cell.images:
+        return "partial" if cell.paper_psnr else ""
     gap = mean(run.rows, "psnr") - cell.paper_psnr
     return f"{gap:+.2f} dB, {'reproduced' if abs(gap) <= REPRODUCED_DB else 'not reproduced'}"
 
@@ -189,9 +184,8 @@ def faithful_table(found: dict, tables: str) -> list[str]:
 
 
 def methods_tables(found: dict) -> list[str]:
-    """Per dataset: a row per setting; the published numbers, then a column per method that
-    ran on it, PSNR / SSIM (with the images done where not all), and each method's seconds
-    per image."""
+    """Per dataset, a row per setting: the published numbers, then PSNR / SSIM of each method
+    that ran on it (with the images done where not all); each method's seconds per image."""
     lines = []
     for dataset in dict.fromkeys(cell.dataset for cell in CELLS):
         cells = [cell for cell in CELLS if cell.dataset == dataset]
@@ -261,10 +255,8 @@ def owned(path: str) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.readline().rstrip("\n") == README_TITLE
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
+    except OSError as error:
+        return isinstance(error, FileNotFoundError)
 
 
 def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -275,8 +267,8 @@ def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
 
 
 def make_montage(run: CellRun, data_path: str) -> None:
-    """noisy | denoised | clean, centre crops of the first images whose PNGs are on this
-    machine; nothing where none are (a clone holds only the CSVs)."""
+    """noisy | denoised | clean, centre crops of the first images whose PNGs are here
+    (none in a clone, which holds only the CSVs)."""
     clean_folder = os.path.join(data_path, run.cell.dataset, "GT" if run.cell.script == "real" else "")
     strips = []
     for row in run.rows:
@@ -294,7 +286,7 @@ TABLE_END = "<!-- end of results table -->"
 
 
 def project_readme(path: str) -> str:
-    """The project README's text, read before anything is written: it must hold the markers."""
+    """Read before anything is written: it must hold the markers."""
     try:
         with open(path) as handle:
             readme = handle.read()
@@ -322,10 +314,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     commands.add_parser("list", help="every cell and its command")
     run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
     run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
-    run_parser.add_argument("--time_limit", type=float, metavar="SECONDS",
-                            help="for all the cells together, as the scripts' --time_limit: no image starts "
-                                 "that would end past it at the rate images have taken, and the command exits "
-                                 "with status 75 while images are left (default: none)")
+    run_parser.add_argument("--time_limit", type=float, metavar="SECONDS", help="the scripts' --time_limit, for "
+                            "all the cells together: exits with status 75 while images are left (default: none)")
     readme_parser = commands.add_parser("readme", help="write results/README.md and the montages; further "
                                         "flags pick runs made with other settings (default: the scripts')")
     readme_parser.add_argument("--data_path", default=os.path.join(ROOT, "data"),
@@ -344,8 +334,7 @@ def applies(cell: Cell, flags: list[str]) -> bool:
 
 
 def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on: list[str]) -> dict:
-    """The cells one after another through the scripts, under one time budget: no image
-    starts that would end past --time_limit, judged by the images before it."""
+    """The cells one after another through the scripts, under one --time_limit."""
     unknown = [name for name in names if name not in CELLS_BY_NAME]
     if unknown:
         raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
@@ -367,9 +356,9 @@ def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on
 
 def main(argv=None) -> dict:
     args, passed_on = parse_args(argv)
-    if args.command == "list" and passed_on:
-        raise UserError(f"unrecognized arguments: {' '.join(passed_on)}")
     if args.command == "list":
+        if passed_on:
+            raise UserError(f"unrecognized arguments: {' '.join(passed_on)}")
         for cell in CELLS:
             print(f"{cell.name:<18} {cell.command()}")
     elif args.command == "readme":
