@@ -37,7 +37,7 @@ def check_images(source: Source, names: list[str], settings: Settings) -> tuple[
     (names to run, 'name: reason' of each file unreadable, unfit for the method or too big)."""
     usable, skipped = [], []
     available = available_memory_bytes(torch.device(settings.device))
-    settings = dataclasses.replace(settings, batch_images=min(settings.batch_images, len(names)))  # the memory needed
+    settings = dataclasses.replace(settings, batch_images=min(settings.batch_images, len(names)))  # sizes memory
     for name in names:
         try:
             noisy, _ = source.read(name)
