@@ -105,7 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser, preset: str, dataset: str) ->
     placed = set()
     for method, chosen in METHODS.items():
         names = [name for name in methods.own_settings(method) if name not in placed]
-        group = parser.add_argument_group(f"{method}'s settings (--method {method})") if names else None
+        if not names:
+            continue
+        group = parser.add_argument_group(f"{method}'s settings (--method {method})")
         for name in names:
             texts = {other: _default_text(other, preset, name) for other in METHODS
                      if name in methods.own_settings(other)}
