@@ -166,13 +166,9 @@ def command(script_path: str, argv: list[str] | None) -> str:
     return shlex.join(["python", os.path.basename(script_path), *words])
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(main) -> None:
     """Run an entry script's main and turn its outcome into an exit status."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: KeyboardInterrupt
     config.flush_subnormals()  # before any tensor operation starts the worker threads
     try:
         summary = main()

@@ -175,7 +175,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     from cli import tool_parser
 
     parser = tool_parser("download.py", __doc__)
-    parser.add_argument("datasets", nargs="*", metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
+    parser.add_argument("datasets", nargs="*", type=str.lower, metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
     parser.add_argument("--dest", default=DATA, help="where the dataset folders go (default: data/)")
     parser.add_argument("--base_url", help="fetch every file from this address instead of its source, keeping "
                                            "the source's path (a mirror; the tests' local server)")
@@ -183,12 +183,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--manifest", default=MANIFEST, help=argparse.SUPPRESS)
     parser.add_argument("--make_manifest", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = [name for name in args.datasets if name.lower() not in DATASETS]
+    unknown = [name for name in args.datasets if name not in DATASETS]
     if unknown:
         raise UserError(f"unknown dataset {unknown[0]}; choose from {', '.join(DATASETS)}")
     if not args.datasets and not args.make_manifest:
         raise UserError(f"name the datasets to fetch: {', '.join(DATASETS)}")
-    args.datasets = [name.lower() for name in args.datasets]
     if args.base_url is not None:
         parts = urllib.parse.urlsplit(args.base_url)
         if not (parts.scheme in ("http", "https") and parts.netloc or parts.scheme == "file"):

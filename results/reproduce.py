@@ -313,7 +313,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=cli.ArgumentParser)
     commands.add_parser("list", help="every cell and its command")
     run_parser = commands.add_parser("run", help="run or resume cells; further flags go to the script")
-    run_parser.add_argument("cells", nargs="+", help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
+    run_parser.add_argument("cells", nargs="+", choices=["all", *CELLS_BY_NAME], metavar="CELL",
+                            help=f"cell names, or all ({', '.join(CELLS_BY_NAME)})")
     run_parser.add_argument("--time_limit", type=float, metavar="SECONDS", help="the scripts' --time_limit, for "
                             "all the cells together: exits with status 75 while images are left (default: none)")
     readme_parser = commands.add_parser("readme", help="write results/README.md and the montages; further "
@@ -335,9 +336,6 @@ def applies(cell: Cell, flags: list[str]) -> bool:
 
 def run_cells(names: list[str], tables: str, time_limit: float | None, passed_on: list[str]) -> dict:
     """The cells one after another through the scripts, under one --time_limit."""
-    unknown = [name for name in names if name not in CELLS_BY_NAME]
-    if unknown:
-        raise UserError(f"unknown cell {unknown[0]}; choose from: all, {', '.join(CELLS_BY_NAME)}")
     budget = pipeline.TimeBudget(config.Run(time_limit=time_limit).time_limit)  # checked as the scripts check it
     summary = {"skipped": []}
     for index, name in enumerate(names):
@@ -379,7 +377,7 @@ def main(argv=None) -> dict:
             utils.atomic_write_text(args.project_readme, with_table(readme, text))
             print(f"updated the results table in {args.project_readme}")
     else:
-        return run_cells(list(CELLS_BY_NAME) if args.cells == ["all"] else args.cells, args.tables,
+        return run_cells(list(CELLS_BY_NAME) if "all" in args.cells else args.cells, args.tables,
                          args.time_limit, passed_on)
     return {"skipped": []}
 

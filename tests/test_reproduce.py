@@ -122,7 +122,7 @@ def test_a_project_readme_it_cannot_update_is_refused_before_anything_is_written
 
 
 def test_unknown_cell_is_a_user_error():
-    with pytest.raises(UserError, match="unknown cell kodak_gauss99"):
+    with pytest.raises(UserError, match="kodak_gauss99"):
         reproduce.main(["run", "kodak_gauss99"])
 
 
