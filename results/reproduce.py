@@ -146,8 +146,8 @@ def seconds_per_image(rows: list[dict]) -> str:
     """Mean seconds per image, one per device (a CPU's and a GPU's differ a hundredfold)."""
     by_device = {device: [seconds(row) for row in rows if row["device"] == device]
                  for device in sorted({row["device"] for row in rows})}
-    shown = {device: f"{np.mean(values):.0f}" if np.mean(values) >= 10 else f"{np.mean(values):.2g}"
-             for device, values in by_device.items()}
+    means = {device: float(np.mean(values)) for device, values in by_device.items()}
+    shown = {device: f"{value:.0f}" if value >= 10 else f"{value:.2g}" for device, value in means.items()}
     if len(by_device) == 1:
         return next(iter(shown.values()))
     return ", ".join(f"{shown[device]} ({len(by_device[device])} on {device})" for device in shown)
@@ -155,8 +155,10 @@ def seconds_per_image(rows: list[dict]) -> str:
 
 def difference(cell: Cell, run: CellRun) -> str:
     """Against the paper: a verdict only once every image is done."""
-    if not cell.paper_psnr or len(run.rows) < cell.images:
-        return "partial" if cell.paper_psnr else ""
+    if not cell.paper_psnr:
+        return ""
+    if len(run.rows) < cell.images:
+        return "partial"
     gap = mean(run.rows, "psnr") - cell.paper_psnr
     return f"{gap:+.2f} dB, {'reproduced' if abs(gap) <= REPRODUCED_DB else 'not reproduced'}"
 
