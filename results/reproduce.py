@@ -366,13 +366,13 @@ def main(argv=None) -> dict:
             script.parse_args([*passed_on, "--device", "cpu"])
         readme = project_readme(args.project_readme) if args.project_readme else None
         found = find_runs(args.tables, passed_on)  # every run read first: a damaged one stops it here
-        text = readme_text(found, args.tables)
         path = os.path.join(os.path.dirname(os.path.abspath(args.tables)), "README.md")
         if not owned(path):
             raise UserError(f"--tables {args.tables}: the README beside it, {path}, is not one this command wrote; "
                             f"keep the tables in a folder of their own")
         for run in filter(None, found.values()):
             make_montage(run, args.data_path)
+        text = readme_text(found, args.tables)  # after the montages: it links those that exist
         utils.atomic_write_text(path, text)
         print(f"wrote {path}")
         if readme is not None:
