@@ -65,7 +65,8 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
     assert table_cells(text, "| kodak gauss 50")[2:5] == ["not run", "", "0/24"]
     # A column per method that ran, on the same noisy images.
     header = table_cells(text, "| setting |")
-    assert header == ["setting", "Pixel2Pixel (paper)", "ZS-N2N (paper)", "ZS-HPD (paper)", "pixel2pixel", "nlm"]
+    assert header == ["setting", "Pixel2Pixel (paper)", "ZS-N2N (paper)", "ZS-HPD (paper)",
+                      "Denoising-NLR (paper)", "pixel2pixel", "nlm"]
     row = dict(zip(header, table_cells(text, "| gauss 25 |")))
     assert row["ZS-N2N (paper)"] == "29.07 / 0.7924"
     for method, run in (("pixel2pixel", ours), ("nlm", nlm)):
