@@ -214,6 +214,39 @@ def methods_tables(found: dict) -> list[str]:
     return lines
 
 
+def best_published(cell: Cell) -> tuple[float, str] | None:
+    """The highest published zero-shot PSNR of the cell (Pixel2Pixel's included) and whose."""
+    scores = {"Pixel2Pixel": cell.paper_psnr} if cell.paper_psnr else {}
+    scores.update({name: float(score.split(" / ")[0]) for name, score in cell.published.items()})
+    return max(((psnr, name) for name, psnr in scores.items()), default=None)
+
+
+def paired_table(found: dict) -> list[str]:
+    """Each other method against the faithful one on the images both scored: the mean and
+    range of the per-image PSNR differences, and its own least gain over the noisy input."""
+    lines = ["| cell | method | images | PSNR minus faithful | ahead | range over images | least gain over noisy | "
+             "against the best published |", "|---" * 8 + "|"]
+    for cell in CELLS:
+        faithful = found[cell.name, "pixel2pixel"]
+        for method in METHODS:
+            run = found[cell.name, method]
+            if method == "pixel2pixel" or faithful is None or run is None:
+                continue
+            theirs = {row["image"]: float(row["psnr"]) for row in faithful.rows if row["psnr"] not in ("", "nan")}
+            ours = [row for row in run.rows if row["psnr"] not in ("", "nan") and row["image"] in theirs]
+            if not ours:
+                continue
+            gaps = np.array([float(row["psnr"]) - theirs[row["image"]] for row in ours])
+            gain = min(float(row["psnr"]) - float(row["noisy_psnr"]) for row in ours)
+            best = best_published(cell)
+            against = ("" if best is None else "partial" if len(run.rows) < cell.images else
+                       f"{mean(run.rows, 'psnr') - best[0]:+.2f} dB ({best[1]} {best[0]:.2f})")
+            lines.append(f"| {cell.label} | {method} | {len(ours)}/{cell.images} | {gaps.mean():+.2f} dB | "
+                         f"{int((gaps > 0).sum())} | {gaps.min():+.2f} to {gaps.max():+.2f} | {gain:+.2f} dB | "
+                         f"{against} |")
+    return lines
+
+
 def find_runs(tables: str = TABLES, flags: tuple[str, ...] = ()) -> dict:
     """(cell name, method) -> its CellRun, or None."""
     return {(cell.name, method): cell_run(cell, method, tables, flags) for cell in CELLS for method in METHODS}
@@ -239,6 +272,11 @@ def readme_text(found: dict, tables: str = TABLES) -> str:
         "PSNR (dB) / SSIM, computed the same way for every method (the release's: PSNR on the float output, SSIM",
         "on the 8-bit image as saved); (n/N) where only n of the N images have run.", "",
         *methods_tables(found),
+        "## Against the faithful method, image by image", "",
+        "On the images both have scored. Least gain over noisy: the method's worst image, its PSNR minus the",
+        "noisy input's (negative: it made an image worse). Best published: the highest zero-shot PSNR above,",
+        "once every image is done.", "",
+        *paired_table(found), "",
         "## Cells", "",
     ]
     for cell in CELLS:

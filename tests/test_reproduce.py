@@ -72,6 +72,14 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
     for method, run in (("pixel2pixel", ours), ("nlm", nlm)):
         assert row[method] == f"{csv_mean(run.run_dir, 'psnr'):.2f} / {csv_mean(run.run_dir, 'ssim'):.4f} (3/24)"
     assert {r["noisy_psnr"] for r in ours.rows} == {r["noisy_psnr"] for r in nlm.rows}
+    # Against the faithful method, image by image; a cell it has not run has no such row.
+    paired = table_cells(text, "| kodak gauss 25 | nlm |")
+    faithful_psnr = {r["image"]: float(r["psnr"]) for r in ours.rows}
+    gaps = [float(r["psnr"]) - faithful_psnr[r["image"]] for r in nlm.rows]
+    least_gain = min(float(r["psnr"]) - float(r["noisy_psnr"]) for r in nlm.rows)
+    assert paired[2:] == ["3/24", f"{np.mean(gaps):+.2f} dB", str(sum(gap > 0 for gap in gaps)),
+                          f"{min(gaps):+.2f} to {max(gaps):+.2f}", f"{least_gain:+.2f} dB", "partial"]
+    assert "| kodak gauss 50 | nlm |" not in text
     assert "python Pixel2Pixel_syn.py --dataset kodak --nt gauss --nl 25 --out_image results/tables --method nlm" \
         in text
     # The montage: noisy | denoised | clean, one strip per image (40 x 44, smaller than the crop).
@@ -87,6 +95,12 @@ def test_cells_of_two_methods_and_the_tables_generated_from_their_csvs(tmp_path,
     assert f"| {faithful[0].replace('](tables/', '](results/tables/')} | {faithful[1]} |" in top
 
 
+def test_the_best_published_number_of_a_cell_is_the_highest_psnr_of_any_zero_shot_method():
+    assert reproduce.best_published(reproduce.CELLS_BY_NAME["kodak_gauss25"]) == (29.88, "ZS-HPD")
+    assert reproduce.best_published(reproduce.CELLS_BY_NAME["mcmaster_gauss50"]) == (27.41, "Denoising-NLR")
+    assert reproduce.best_published(reproduce.CELLS_BY_NAME["kodak_gauss10"]) is None
+
+
 def test_the_committed_tables_hold_the_committed_csvs_means():
     text = reproduce.readme_text(reproduce.find_runs())
     for cell in reproduce.CELLS:
@@ -97,6 +111,12 @@ def test_the_committed_tables_hold_the_committed_csvs_means():
         if cell.paper_psnr:
             gap = csv_mean(run.run_dir, "psnr") - cell.paper_psnr
             assert faithful[3].startswith(f"{gap:+.2f} dB, {'reproduced' if abs(gap) <= 0.15 else 'not reproduced'}")
+        best = reproduce.best_published(cell)
+        for method in ("bm3d", "nlm", "zsn2n", "pixel2pixel_plus"):
+            other = reproduce.cell_run(cell, method)
+            if best and other and len(other.rows) == cell.images:
+                against = table_cells(text, f"| {cell.label} | {method} |")[-1]
+                assert against == f"{csv_mean(other.run_dir, 'psnr') - best[0]:+.2f} dB ({best[1]} {best[0]:.2f})"
 
 
 @pytest.mark.parametrize("values,expected", [(["bf16"] * 3, "bf16"), (["fp32", "bf16", "bf16"], "bf16 (2), fp32 (1)")])
