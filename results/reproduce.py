@@ -127,9 +127,13 @@ def cell_run(cell: Cell, method: str, tables: str = TABLES, flags: tuple[str, ..
 # ----------------------------------------------------------------------------
 # results/README.md
 # ----------------------------------------------------------------------------
+def scored(rows: list[dict], key: str = "psnr") -> list[dict]:
+    """The rows that have a number there (a failed row's may be empty or nan)."""
+    return [row for row in rows if row[key] not in ("", "nan")]
+
+
 def mean(rows: list[dict], key: str) -> float:
-    """Over the rows that have a number there (a failed row's may be empty or nan)."""
-    values = [float(row[key]) for row in rows if row[key] not in ("", "nan")]
+    values = [float(row[key]) for row in scored(rows, key)]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -226,19 +230,16 @@ def paired_table(found: dict) -> list[str]:
     range of the per-image PSNR differences, and its own least gain over the noisy input."""
     lines = ["| cell | method | images | PSNR minus faithful | ahead | range over images | least gain over noisy | "
              "against the best published |", "|---" * 8 + "|"]
-    for cell in CELLS:
-        faithful = found[cell.name, "pixel2pixel"]
-        for method in METHODS:
+    for cell in (cell for cell in CELLS if found[cell.name, "pixel2pixel"]):
+        theirs = {row["image"]: float(row["psnr"]) for row in scored(found[cell.name, "pixel2pixel"].rows)}
+        best = best_published(cell)
+        for method in (method for method in METHODS if method != "pixel2pixel" and found[cell.name, method]):
             run = found[cell.name, method]
-            if method == "pixel2pixel" or faithful is None or run is None:
-                continue
-            theirs = {row["image"]: float(row["psnr"]) for row in faithful.rows if row["psnr"] not in ("", "nan")}
-            ours = [row for row in run.rows if row["psnr"] not in ("", "nan") and row["image"] in theirs]
+            ours = [row for row in scored(run.rows) if row["image"] in theirs]
             if not ours:
                 continue
             gaps = np.array([float(row["psnr"]) - theirs[row["image"]] for row in ours])
             gain = min(float(row["psnr"]) - float(row["noisy_psnr"]) for row in ours)
-            best = best_published(cell)
             against = ("" if best is None else "partial" if len(run.rows) < cell.images else
                        f"{mean(run.rows, 'psnr') - best[0]:+.2f} dB ({best[1]} {best[0]:.2f})")
             lines.append(f"| {cell.label} | {method} | {len(ours)}/{cell.images} | {gaps.mean():+.2f} dB | "
