@@ -260,7 +260,9 @@ def score(clean: np.ndarray, estimate: torch.Tensor) -> float:
 
 
 def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings,
-             name: str) -> tuple[dict, list[dict]]:
+             name: str, outputs: dict | None = None) -> tuple[dict, list[dict]]:
+    """The row and curve of a candidate recipe; outputs, if given, gets its last weights'
+    estimates by read-out column (last_k0, last_k8), H x W x C."""
     start = time.perf_counter()
     bank, held_out = build_bank(noisy, settings)
     if recipe.impulse_free:
@@ -280,11 +282,14 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
     for point, (iteration, distance) in zip(curve, watch.history):
         point["held_out_distance"] = f"{distance:.6e}"
 
-    def readout(draws):
+    def readout(draws, keep_as=None):
         generator = torch.Generator(device=noisy.device).manual_seed(settings.seed)
-        return score(clean, plus.ensemble_estimate(model, noisy, bank, draws, generator))
+        estimate = utils.to_numpy(plus.ensemble_estimate(model, noisy, bank, draws, generator))
+        if outputs is not None and keep_as:
+            outputs[keep_as] = estimate
+        return utils.psnr(clean, estimate)
 
-    row = {"last_k0": readout(0), "last_k8": readout(8), "iterations": len(losses),
+    row = {"last_k0": readout(0, "last_k0"), "last_k8": readout(8, "last_k8"), "iterations": len(losses),
            "bank_seconds": f"{bank_seconds:.2f}", "train_seconds": f"{train_seconds:.2f}",
            "status": network.training_failure(losses, network.denoise(model, noisy), noisy) or "ok"}
     best_iteration, best_distance = watch.best
@@ -295,8 +300,11 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
     return row, curve
 
 
-def run_method(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str) -> dict:
+def run_method(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str,
+               outputs: dict | None = None) -> dict:
     result = METHODS[settings.method].denoise(noisy, settings, name)
+    if outputs is not None:
+        outputs["psnr"] = utils.to_numpy(result.image)
     return {"psnr": score(clean, result.image), "iterations": settings.params.max_epoch, "status": result.status,
             "bank_seconds": f"{result.seconds.get('bank', 0):.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
 
@@ -368,6 +376,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--out", default="results/recipe/sweep.csv", help="the rows, appended as they come")
     parser.add_argument("--curves", default="results/recipe/curves.csv", help="each run's curve, appended")
+    parser.add_argument("--save_outputs", metavar="DIR",
+                        help="also save each estimate as DIR/VARIANT_NOISE_IMAGE_SIDE_COLUMN.npy (H x W x C floats), "
+                             "for read-outs studied after training")
     parser.add_argument("--table", metavar="FILE", help="run nothing: write the means of --out's rows to FILE "
                                                         "(markdown)")
     parser.add_argument("--against", choices=list(VARIANTS), default="faithful",
@@ -388,8 +399,12 @@ def main(argv=None) -> dict:
         with open(args.out, newline="") as handle:
             utils.atomic_write_text(args.table, table(list(csv.DictReader(handle)), args.against))
         return {"skipped": []}
-    for path, flag in ((args.out, "--out"), (args.curves, "--curves")):  # before hours of training, not after
-        pipeline.check_writable(os.path.dirname(path) or ".", flag)
+    folders = [(os.path.dirname(args.out) or ".", "--out"), (os.path.dirname(args.curves) or ".", "--curves")]
+    if args.save_outputs:
+        os.makedirs(args.save_outputs, exist_ok=True)
+        folders.append((args.save_outputs, "--save_outputs"))
+    for folder, flag in folders:  # before hours of training, not after
+        pipeline.check_writable(folder, flag)
     crops = development_set(args.side)
     images = args.images or list(PHOTOGRAPHS)
     noises = [noise for noise in NOISES if args.noises is None or f"{noise[0]}{noise[1]:g}" in args.noises]
@@ -407,10 +422,14 @@ def main(argv=None) -> dict:
                 noisy_pixels = noisy_version(clean, name, noise)
                 noisy = utils.to_tensor(noisy_pixels, torch.device(settings.device))
                 key = {"variant": variant, "noise": noise_name, "image": name, "side": args.side}
+                outputs = {} if args.save_outputs else None
                 if isinstance(VARIANTS[variant], Method):
-                    row, curve = run_method(clean, noisy, settings, name), []
+                    row, curve = run_method(clean, noisy, settings, name, outputs), []
                 else:
-                    row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name)
+                    row, curve = run_plus(VARIANTS[variant], clean, noisy, settings, name, outputs)
+                for column, estimate in (outputs or {}).items():
+                    np.save(os.path.join(args.save_outputs, f"{variant}_{noise_name}_{name}_{args.side}_{column}.npy"),
+                            estimate)
                 row = {**key, **row, "noisy_psnr": utils.psnr(clean, noisy_pixels), "precision": settings.precision,
                        "device": config.describe_device(noisy.device)}
                 row = {field: f"{value:.4f}" if isinstance(value, float) else value for field, value in row.items()}

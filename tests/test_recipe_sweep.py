@@ -49,11 +49,16 @@ def test_the_table_pairs_each_recipe_with_the_faithful_method_on_the_same_images
 
 def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
     argv = ["--side", "64", "--variants", "length250", "--images", "coffee", "--noises", "gauss25", "--precision",
-            "fp32", "--out", str(tmp_path / "sweep.csv"), "--curves", str(tmp_path / "curves.csv")]
+            "fp32", "--out", str(tmp_path / "sweep.csv"), "--curves", str(tmp_path / "curves.csv"),
+            "--save_outputs", str(tmp_path / "outputs")]
     recipe_sweep.main(argv)
     rows = list(csv.DictReader(open(tmp_path / "sweep.csv")))
     assert [(row["variant"], row["image"], row["iterations"]) for row in rows] == [("length250", "coffee", "200")]
     assert float(rows[0]["last_k0"]) > float(rows[0]["noisy_psnr"]) and rows[0]["status"] == "ok"
+    clean = recipe_sweep.development_set(64)["coffee"]
+    for column in ("last_k0", "last_k8"):  # the saved estimates are the ones the row scored
+        estimate = np.load(tmp_path / "outputs" / f"length250_gauss25_coffee_64_{column}.npy")
+        assert utils.psnr(clean, estimate) == pytest.approx(float(rows[0][column]), abs=1e-4)
     curve = list(csv.DictReader(open(tmp_path / "curves.csv")))
     assert [int(point["iteration"]) for point in curve] == list(range(50, 201, 50))
     recipe_sweep.main(argv)  # everything there: nothing more
