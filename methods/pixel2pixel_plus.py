@@ -48,6 +48,10 @@ MILESTONE_FRACTIONS = (1 / 2, 2 / 3, 5 / 6)  # the faithful 1500, 2000, 2500 of 
 IMPULSE_NOISES = ("saltpepper", "bernoulli")
 GRADIENT_AVERAGE = 5  # ZS-HPD's: Sobel gradients averaged over 5 x 5 pixels rank a block's pixels
 SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+# residual_blend's noise level: this many times the median of the residual's local energy,
+# so that a window of noise alone, whose energy varies by chance, keeps the estimate. Chosen
+# on the development set (results/recipe/README.md): 1.5 beat 1 and 2.
+BLEND_SLACK = 1.5
 
 
 def gradient_sorted_pairs(noisy: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,6 +168,8 @@ class Pixel2PixelPlusSettings(Pixel2PixelSettings):
     ensemble: int = setting(8, "pseudo instances whose outputs are averaged into the result; 0: the network "
                                 "on the noisy image (the faithful read-out). 8 gained 0.8 to 0.9 dB on the "
                                 "development set's correlated noise; the synthetic preset uses 0")
+    blend_window: int = setting(0, "side of the windows over which the residual (noisy minus estimate) decides "
+                                   "how much of the estimate to keep (residual_blend); 0: all of it")
 
     def resolved(self, nt: str | None, nl: float | None) -> "Pixel2PixelPlusSettings":
         resolved = super().resolved(nt, nl)
@@ -174,6 +180,7 @@ class Pixel2PixelPlusSettings(Pixel2PixelSettings):
     def check(self) -> None:
         super().check()
         check([(0 <= self.ensemble <= 1000, f"--ensemble {self.ensemble}: must be between 0 and 1000"),
+               (0 <= self.blend_window <= 1024, f"--blend_window {self.blend_window}: must be between 0 and 1024"),
                (0 <= self.pairs_weight <= 1e3, f"--pairs_weight {self.pairs_weight}: must be between 0 and 1000")])
 
 
@@ -199,9 +206,29 @@ def ensemble_estimate(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, 
     return total / draws
 
 
+def residual_blend(noisy: torch.Tensor, estimate: torch.Tensor, window: int,
+                   slack: float = BLEND_SLACK) -> torch.Tensor:
+    """noisy + alpha * (estimate - noisy), C x H x W, with alpha per pixel the noise's share of
+    the residual's energy in the window x window pixels around it: min(1, level / energy),
+    level `slack` times the median of that energy over the image. Where the residual is
+    noise, as in most of an image, alpha is 1; where it holds more, the estimate has also taken signal (a
+    texture the bank's matches do not share) and the noisy image comes back in proportion,
+    alpha = noise / (noise + error) being the mix of least squared error when the two are
+    independent. A blind safeguard: no noise level is given, and a camera's correlated noise
+    defeats the usual wavelet estimate of one."""
+    energy = ((noisy - estimate) ** 2).mean(dim=0)[None, None]  # 1 x 1 x H x W
+    before, after = (window - 1) // 2, window // 2
+    padded = F.pad(energy, (before, after, before, after), mode="replicate")
+    local = F.avg_pool2d(padded, window, stride=1)[0]  # 1 x H x W
+    alpha = (slack * local.median() / local.clamp_min(torch.finfo(local.dtype).tiny)).clamp(max=1)
+    return noisy + alpha * (estimate - noisy)
+
+
 def read_out(model: network.Pixel2PixelNet, noisy: torch.Tensor, bank, settings: Settings) -> torch.Tensor:
     generator = torch.Generator(device=noisy.device).manual_seed(settings.seed)
-    return ensemble_estimate(model, noisy, bank, settings.params.ensemble, generator)
+    estimate = ensemble_estimate(model, noisy, bank, settings.params.ensemble, generator)
+    window = settings.params.blend_window
+    return residual_blend(noisy, estimate, window) if window else estimate
 
 
 def without_impulses(noisy: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, ImpulseFreeBank]:
@@ -228,15 +255,16 @@ def check_image(height: int, width: int, channels: int, settings: Settings) -> i
 
 
 def tag(settings: Settings) -> list[str]:
-    """The faithful tag after "plus", the pairs' weight where there are pairs and
-    "impulsefree" where impulses are left out: a run folder made before either was in the
-    recipe is not resumed with it."""
-    weight, free = settings.params.pairs_weight, settings.params.impulses == "leave_out"
+    """The faithful tag after "plus", the pairs' weight where there are pairs, "impulsefree"
+    where impulses are left out and the blend's window where there is one: a run folder made
+    before any of them was in the recipe is not resumed with it."""
+    params = settings.params
+    weight, free, window = params.pairs_weight, params.impulses == "leave_out", params.blend_window
     return ["plus", *([f"pairs{weight:g}"] if weight else []), *(["impulsefree"] if free else []),
-            *faithful_tag(settings)]
+            *([f"blend{window}"] if window else []), *faithful_tag(settings)]
 
 
 # The faithful method's checks, columns and run-folder identity; its own settings and read-out.
 METHOD = dataclasses.replace(FAITHFUL, settings=Pixel2PixelPlusSettings, denoise=denoise,
                              denoise_together=denoise_together, presets=PRESETS, check_image=check_image,
-                             tag=tag, tagged=(*FAITHFUL.tagged, "pairs_weight", "impulses"))
+                             tag=tag, tagged=(*FAITHFUL.tagged, "pairs_weight", "impulses", "blend_window"))

@@ -198,3 +198,37 @@ def test_its_run_folder_names_impulses_left_out():
     free = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1))
     kept = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "saltpepper", 0.1, impulses="keep"))
     assert "impulsefree" in free and "impulsefree" not in kept and "impulseskeep" not in kept
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_blend_keeps_an_estimate_whose_residual_is_noise_and_restores_what_it_smoothed_away(channels):
+    rng = np.random.default_rng(3)
+    side = 64
+    clean = np.full((channels, side, side), 0.5, np.float32)
+    clean[:, :16, :16] += 0.2 * np.sign(np.sin(np.arange(16) * 2.0))[None, :, None]  # a texture in one corner
+    noisy = clean + rng.normal(0, 0.02, clean.shape).astype(np.float32)
+    smoothed = clean.copy()
+    smoothed[:, :16, :16] = 0.5  # an estimate that took the texture for noise
+    noisy, clean, smoothed = (torch.from_numpy(array) for array in (noisy, clean, smoothed))
+    kept = plus.residual_blend(noisy, clean, 16)  # a residual that is noise everywhere
+    assert float(((kept - clean) ** 2).mean()) < 0.2 * float(((noisy - clean) ** 2).mean())
+    blended = plus.residual_blend(noisy, smoothed, 16)
+    error = {name: float(((image - clean)[:, :16, :16] ** 2).mean())
+             for name, image in (("noisy", noisy), ("smoothed", smoothed), ("blended", blended))}
+    assert error["blended"] < 0.1 * error["smoothed"] and error["blended"] < 2 * error["noisy"]
+    far = (slice(None), slice(32, None), slice(32, None))  # far from the texture the estimate stays, nearly
+    assert float(((blended - clean)[far] ** 2).mean()) < 0.05 * float(((noisy - clean)[far] ** 2).mean())
+
+
+def test_the_blend_is_off_by_default_and_names_its_run_folder_when_on():
+    _, noisy = noisy_crop(side=16)
+    common = dict(method="pixel2pixel_plus", max_epoch=20, ws=8, ps=3, nn=8, mm=4, device="cpu", no_progress=True)
+    plain, off, on = (methods.denoise(noisy, **common, **extra)
+                      for extra in ({}, {"blend_window": 0}, {"blend_window": 8}))
+    np.testing.assert_array_equal(plain, off)
+    assert not np.array_equal(plain, on)
+    words = methods.folder_words(methods.settings("pixel2pixel_plus", "real", blend_window=8))
+    assert "blend8" in words and not any("blend" in word for word in methods.folder_words(
+        methods.settings("pixel2pixel_plus", "real")))
+    with pytest.raises(methods.UserError, match="--blend_window"):
+        methods.settings("pixel2pixel_plus", blend_window=-1)

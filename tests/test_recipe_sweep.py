@@ -8,7 +8,7 @@ import torch
 
 import network
 import utils
-from benchmarks import recipe_sweep
+from benchmarks import blend_study, recipe_sweep
 
 
 def test_the_real_noise_stand_in_has_its_level_and_correlated_neighbours():
@@ -59,6 +59,13 @@ def test_a_sweep_writes_a_row_per_variant_and_image_and_resumes(tmp_path):
     for column in ("last_k0", "last_k8"):  # the saved estimates are the ones the row scored
         estimate = np.load(tmp_path / "outputs" / f"length250_gauss25_coffee_64_{column}.npy")
         assert utils.psnr(clean, estimate) == pytest.approx(float(rows[0][column]), abs=1e-4)
+    blend_study.main(["--outputs", str(tmp_path / "outputs"), "--out", str(tmp_path / "blend.csv")])
+    blended = {row["column"]: row for row in csv.DictReader(open(tmp_path / "blend.csv"))}
+    assert sorted(blended) == ["last_k0", "last_k8"]
+    for column, row in blended.items():  # each saved estimate found again, and scored as the sweep scored it
+        assert (row["variant"], row["noise"], row["image"]) == ("length250", "gauss25", "coffee")
+        assert float(row["psnr"]) == pytest.approx(float(rows[0][column]), abs=1e-4)
+        assert float(row["noisy_psnr"]) == pytest.approx(float(rows[0]["noisy_psnr"]), abs=1e-4)
     curve = list(csv.DictReader(open(tmp_path / "curves.csv")))
     assert [int(point["iteration"]) for point in curve] == list(range(50, 201, 50))
     recipe_sweep.main(argv)  # everything there: nothing more
@@ -112,3 +119,11 @@ def test_the_mixed_pairs_variant_trains_what_the_method_does(noise):
         plus_settings.params, max_epoch=40, lr_milestones=(20, 27, 33)))
     result = recipe_sweep.METHODS["pixel2pixel_plus"].denoise(noisy, plus_settings, "chelsea")
     torch.testing.assert_close(result.image, network.denoise(model, noisy), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant,image", [("lr2e-3_1500", "stereo_motorcycle"), ("faithful", "hubble_deep_field"),
+                                           ("plus", "coffee")])
+def test_the_blend_study_reads_back_the_names_the_sweep_saves_under(variant, image):
+    key = blend_study.parse_name(f"/somewhere/{variant}_boxgauss5_{image}_256_last_k8.npy")
+    assert key == {"variant": variant, "noise": "boxgauss5", "image": image, "side": "256", "column": "last_k8"}
+    assert blend_study.noise_setting(key["noise"]) == ("boxgauss", 5.0)
