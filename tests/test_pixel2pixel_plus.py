@@ -34,6 +34,7 @@ def test_its_milestones_follow_its_length_and_its_presets_differ_where_measured(
     assert real.params.max_epoch == 1000 and real.params.lr_milestones == (500, 667, 833)
     assert syn.params.lr_milestones == (300, 400, 500) and syn.params.mm == 8 and syn.params.loss == "L1"
     assert real.params.ensemble > 0 and syn.params.ensemble == 0
+    assert real.params.blend_window > 0 and syn.params.blend_window == 0
     assert real.params.pairs_weight == 0 and syn.params.pairs_weight > 0
     assert real.params.out_activation == syn.params.out_activation == "none"
     given = methods.settings("pixel2pixel_plus", "real", lr_milestones=(10, 20))
@@ -220,15 +221,16 @@ def test_the_blend_keeps_an_estimate_whose_residual_is_noise_and_restores_what_i
     assert float(((blended - clean)[far] ** 2).mean()) < 0.05 * float(((noisy - clean)[far] ** 2).mean())
 
 
-def test_the_blend_is_off_by_default_and_names_its_run_folder_when_on():
+def test_the_blend_is_the_real_presets_and_names_its_run_folder():
     _, noisy = noisy_crop(side=16)
     common = dict(method="pixel2pixel_plus", max_epoch=20, ws=8, ps=3, nn=8, mm=4, device="cpu", no_progress=True)
-    plain, off, on = (methods.denoise(noisy, **common, **extra)
-                      for extra in ({}, {"blend_window": 0}, {"blend_window": 8}))
-    np.testing.assert_array_equal(plain, off)
-    assert not np.array_equal(plain, on)
-    words = methods.folder_words(methods.settings("pixel2pixel_plus", "real", blend_window=8))
-    assert "blend8" in words and not any("blend" in word for word in methods.folder_words(
-        methods.settings("pixel2pixel_plus", "real")))
+    real, off, wider = (methods.denoise(noisy, **common, **extra)
+                        for extra in ({}, {"blend_window": 0}, {"blend_window": 8}))
+    assert not np.array_equal(real, off) and not np.array_equal(real, wider)
+    syn = methods.denoise(noisy, noise=("gauss", 25), **common)
+    np.testing.assert_array_equal(syn, methods.denoise(noisy, noise=("gauss", 25), blend_window=0, **common))
+    real_words = methods.folder_words(methods.settings("pixel2pixel_plus", "real"))
+    syn_words = methods.folder_words(methods.settings("pixel2pixel_plus", "syn", "gauss", 25.0))
+    assert "blend4" in real_words and not any("blend" in word for word in syn_words)
     with pytest.raises(methods.UserError, match="--blend_window"):
         methods.settings("pixel2pixel_plus", blend_window=-1)
