@@ -175,7 +175,7 @@ class Pixel2PixelPlusSettings(Pixel2PixelSettings):
                                 "development set's correlated noise; the synthetic preset uses 0")
     blend_window: int = setting(4, "side of the windows over which the residual (noisy minus estimate) decides "
                                    "how much of the estimate to keep (residual_blend); 0: all of it. 4 beside 8, "
-                                   "16 and 32, on the real preset's ensemble at 256 x 256: +5.48 dB at the "
+                                   "16 and 32, on the real preset's ensemble at 256 x 256: +5.47 dB at the "
                                    "development set's mild correlated noise (boxgauss 5), +0.59 at boxgauss 25; "
                                    "the synthetic preset, not yet measured with it, uses 0")
 
