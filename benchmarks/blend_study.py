@@ -28,9 +28,9 @@ FIELDS = ["variant", "noise", "image", "side", "column", "noisy_psnr", "psnr",
 
 
 def parse_name(path: str) -> dict:
-    """DIR/VARIANT_NOISE_IMAGE_SIDE_COLUMN.npy, as recipe_sweep saves it; the noise and
-    image are the sweep's own names, which have no underscore but immunohistochemistry's
-    and hubble_deep_field's and stereo_motorcycle's."""
+    """DIR/VARIANT_NOISE_IMAGE_SIDE_COLUMN.npy, as recipe_sweep saves it. Variants, images
+    and columns may hold underscores (lr2e-3_1500, hubble_deep_field, last_k8), noises and
+    sides do not: the image is found among the sweep's photographs, and split on."""
     stem = os.path.basename(path)[:-len(".npy")]
     image = next(name for name in recipe_sweep.PHOTOGRAPHS if f"_{name}_" in stem)
     head, tail = stem.split(f"_{image}_")
