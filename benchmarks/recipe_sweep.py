@@ -303,9 +303,10 @@ def run_plus(recipe: Recipe, clean: np.ndarray, noisy: torch.Tensor, settings: c
 def run_method(clean: np.ndarray, noisy: torch.Tensor, settings: config.Settings, name: str,
                outputs: dict | None = None) -> dict:
     result = METHODS[settings.method].denoise(noisy, settings, name)
+    estimate = utils.to_numpy(result.image)  # H x W x C, converted once for the score and the saved copy
     if outputs is not None:
-        outputs["psnr"] = utils.to_numpy(result.image)
-    return {"psnr": score(clean, result.image), "iterations": settings.params.max_epoch, "status": result.status,
+        outputs["psnr"] = estimate
+    return {"psnr": utils.psnr(clean, estimate), "iterations": settings.params.max_epoch, "status": result.status,
             "bank_seconds": f"{result.seconds.get('bank', 0):.2f}", "train_seconds": f"{result.seconds['train']:.2f}"}
 
 
